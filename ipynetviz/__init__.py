@@ -1,0 +1,41 @@
+"""ipynetviz: Jupyter widgets over one inspection engine for seeing inside convolutional networks.
+
+The engine and methods import without any widget library; widgets load on first use::
+
+    import ipynetviz as nv
+    insp = nv.zoo.load("shapes-cnn")
+    nv.NeuronPicker(insp, images)      # imports ipywidgets only now
+"""
+from __future__ import annotations
+
+import importlib
+
+from .engine import (Class, ImageSet, Inspector, IpynetvizError, LayerNotFoundError, Preprocess, Selection, Unit,
+                     as_imageset)
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; resolved lazily so `import ipynetviz` stays light
+_LAZY = {
+    "zoo": "ipynetviz.zoo",
+    "methods": "ipynetviz.methods",
+    "render": "ipynetviz.render",
+    "widgets": "ipynetviz.widgets",
+}
+_LAZY_WIDGETS = ("NeuronPicker", "OcclusionExplorer", "FilterGrid", "ActivationBrowser", "PatchGallery",
+                 "EmbeddingScatter", "CorrespondenceMatrix", "ImageOptimizer", "Dashboard")
+_LAZY_METHODS = ("compare",)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(_LAZY[name])
+    if name in _LAZY_WIDGETS:
+        return getattr(importlib.import_module("ipynetviz.widgets"), name)
+    if name in _LAZY_METHODS:
+        return getattr(importlib.import_module("ipynetviz.methods"), name)
+    raise AttributeError(f"module 'ipynetviz' has no attribute {name!r}")
+
+
+__all__ = ["Inspector", "Selection", "Class", "Unit", "Preprocess", "ImageSet", "as_imageset", "IpynetvizError",
+           "LayerNotFoundError", "zoo", "methods", "render", "widgets", *_LAZY_WIDGETS, *_LAZY_METHODS]

@@ -1,0 +1,415 @@
+"""The Inspector: one per model. Device, eval guard, layer tree, scoped hooks, batching and the result cache."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from . import targets as _targets
+from .cache import ResultCache, fingerprint
+from .dataset import ImageSet, as_imageset
+from .errors import InputError, LayerNotFoundError, OutOfMemoryError, TargetError
+from .hooks import HookSession, StopForward, first_tensor
+from .inputs import apply_transform, is_model_input
+
+_NOT_CALLED = (nn.ModuleList, nn.ModuleDict)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What one layer is: its module type, output shape (per sample), channels and receptive field."""
+
+    name: str
+    module_type: str
+    output_shape: tuple[int, ...] | None
+    channels: int | None
+    receptive_field: Any  # ReceptiveField | None
+    num_params: int
+
+    @property
+    def spatial(self) -> bool:
+        return self.output_shape is not None and len(self.output_shape) == 3
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, torch.cuda.OutOfMemoryError) or (
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
+
+
+class Inspector:
+    """Wraps a model for inspection: every method and widget goes through one of these.
+
+    Args:
+        model: any ``nn.Module`` taking (N, C, H, W) images. It is moved to ``device``; its train/eval mode
+            and parameters' ``requires_grad`` are restored after every call.
+        transform: how images (PIL, uint8) become model input; a batched :class:`Preprocess`, a per-image
+            torchvision-style callable, or None (scale uint8 to [0, 1]). Float tensors skip it.
+        device: "auto" (CUDA when available, else CPU), or any torch device.
+        class_names: names of the output classes.
+        input_size: (C, H, W) the model expects; used to trace layers, shapes and receptive fields.
+        cache_bytes: memory cap of the result cache.
+
+    Example:
+        >>> m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        >>> insp = Inspector(m, input_size=(3, 8, 8), device="cpu")
+        >>> insp.layers
+        ['0', '1', '2', '3', '4']
+        >>> insp.activations(torch.zeros(2, 3, 8, 8), layers=["1"])["1"].shape
+        torch.Size([2, 4, 6, 6])
+    """
+
+    def __init__(self, model: nn.Module, *, transform: Callable | None = None, device: Any = "auto",
+                 class_names: Sequence[str] | None = None, input_size: Sequence[int] | None = None,
+                 cache_bytes: int = 256 << 20, batch_size: int = 128):
+        if not isinstance(model, nn.Module):
+            raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.transform = transform
+        self.class_names = list(class_names) if class_names is not None else None
+        self.batch_size = int(batch_size)
+        self.cache = ResultCache(cache_bytes)
+        self._modules = dict(model.named_modules())
+        if input_size is not None:
+            input_size = tuple(int(s) for s in input_size)
+            if len(input_size) == 2:
+                input_size = (self._guess_channels() or 3,) + input_size
+        self.input_size = input_size
+        self._trace: dict | None = None
+        self._rf: dict | None = None
+
+    # ---------------------------------------------------------------- model state guards
+    @contextlib.contextmanager
+    def eval_guard(self, grad_params: bool = False):
+        """Run the model in eval mode with parameters frozen; restore both on exit, even on error."""
+        modes = [(m, m.training) for m in self.model.modules()]
+        flags = [(p, p.requires_grad) for p in self.model.parameters()]
+        try:
+            self.model.eval()
+            if not grad_params:
+                for p, _ in flags:
+                    p.requires_grad_(False)
+            yield self.model
+        finally:
+            for m, mode in modes:
+                m.training = mode
+            for p, flag in flags:
+                p.requires_grad_(flag)
+
+    def hooks(self, capture: Iterable[str] = (), forward: dict | None = None, backward: dict | None = None,
+              forward_pre: dict | None = None, detach: bool = False, stop_after_capture: bool = False) -> HookSession:
+        """Scoped hooks on named layers: ``with insp.hooks(capture=["conv1"]) as cache: insp.model(x)``."""
+        names = list(capture) + list(forward or {}) + list(backward or {}) + list(forward_pre or {})
+        for n in names:
+            self.module(n)
+        return HookSession(self._modules, capture=capture, forward=forward, backward=backward,
+                           forward_pre=forward_pre, detach=detach, stop_after_capture=stop_after_capture)
+
+    # ---------------------------------------------------------------- layers
+    def _guess_channels(self) -> int | None:
+        for m in self.model.modules():
+            if isinstance(m, nn.Conv2d):
+                return m.in_channels
+        return None
+
+    @property
+    def expected_channels(self) -> int | None:
+        if self.input_size is not None:
+            return self.input_size[0]
+        return self._guess_channels()
+
+    def _do_trace(self) -> dict:
+        if self._trace is not None:
+            return self._trace
+        sizes = [self.input_size] if self.input_size else [
+            (self.expected_channels or 3, s, s) for s in (224, 64, 32)]
+        order: list[str] = []
+        shapes: dict[str, tuple] = {}
+        out_shape = None
+        for size in sizes:
+            order.clear()
+            shapes.clear()
+
+            def pre(name):
+                def fn(module, inputs):
+                    if name not in order:
+                        order.append(name)
+                return fn
+
+            def post(name):
+                def fn(module, inputs, output):
+                    t = first_tensor(output)
+                    if t is not None and name not in shapes:
+                        shapes[name] = tuple(t.shape[1:])
+                return fn
+            handles = []
+            try:
+                for name, m in self._modules.items():
+                    if name and not isinstance(m, _NOT_CALLED):
+                        handles.append(m.register_forward_pre_hook(pre(name)))
+                        handles.append(m.register_forward_hook(post(name)))
+                with self.eval_guard(), torch.no_grad():
+                    p = next(self.model.parameters(), None)
+                    dtype = p.dtype if p is not None else torch.float32
+                    out = self.model(torch.zeros((1,) + tuple(size), device=self.device, dtype=dtype))
+                out_shape = tuple(first_tensor(out).shape[1:])
+                if self.input_size is None:
+                    self.input_size = tuple(size)
+                break
+            except Exception:
+                if size is sizes[-1]:
+                    order[:] = [n for n, m in self._modules.items() if n and not isinstance(m, _NOT_CALLED)]
+                    shapes.clear()
+            finally:
+                for h in handles:
+                    h.remove()
+        self._trace = {"order": list(order), "shapes": dict(shapes), "output": out_shape}
+        return self._trace
+
+    @property
+    def layers(self) -> list[str]:
+        """Dotted names of inspectable layers, in the order the forward pass first calls them."""
+        return list(self._do_trace()["order"])
+
+    def module(self, name: str) -> nn.Module:
+        """The module called ``name``; raises :class:`LayerNotFoundError` with close matches."""
+        if not isinstance(name, str) or not name or name not in self._modules:
+            raise LayerNotFoundError(name, self.layers)
+        return self._modules[name]
+
+    def layers_of(self, *types: type) -> list[str]:
+        """Layers whose module is an instance of ``types`` (e.g. ``insp.layers_of(nn.Conv2d)``)."""
+        return [n for n in self.layers if isinstance(self._modules[n], types)]
+
+    @property
+    def conv_layers(self) -> list[str]:
+        return self.layers_of(nn.Conv2d)
+
+    def layer_shape(self, name: str) -> tuple | None:
+        """Output shape of one sample at ``name`` for the model's input size (None if unknown)."""
+        self.module(name)
+        return self._do_trace()["shapes"].get(name)
+
+    @property
+    def num_classes(self) -> int | None:
+        out = self._do_trace()["output"]
+        if out is None:
+            return len(self.class_names) if self.class_names else None
+        n = 1
+        for s in out:
+            n *= s
+        return n
+
+    def receptive_field(self, name: str):
+        """Exact receptive field of ``name``'s units (size, stride, offset), or None for non-spatial outputs."""
+        self.module(name)
+        if self._rf is None:
+            from .receptive_field import receptive_fields
+            self._do_trace()
+            example = torch.zeros((1,) + tuple(self.input_size), device=self.device)
+            with self.eval_guard():
+                self._rf = receptive_fields(self.model, example)
+        return self._rf.get(name)
+
+    def layer_info(self, name: str) -> LayerInfo:
+        """Module type, output shape, channel count and receptive field of one layer."""
+        m = self.module(name)
+        shape = self.layer_shape(name)
+        return LayerInfo(name=name, module_type=type(m).__name__, output_shape=shape,
+                         channels=None if not shape else shape[0], receptive_field=self.receptive_field(name),
+                         num_params=sum(p.numel() for p in m.parameters()))
+
+    # ---------------------------------------------------------------- inputs
+    def prepare(self, images: Any) -> torch.Tensor:
+        """Model input (N, C, H, W) float on ``self.device`` from any accepted image kind, validated."""
+        if isinstance(images, ImageSet):
+            images = images.raw(slice(None))
+        if is_model_input(images):
+            x = images if isinstance(images, torch.Tensor) else torch.from_numpy(images)
+            if x.ndim == 3:
+                x = x.unsqueeze(0)
+            if x.ndim != 4:
+                raise InputError(f"float input must be (N, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
+        else:
+            if images is None:
+                raise InputError("no images given (None)")
+            x = apply_transform(images, self.transform, self.expected_channels)
+        if x.shape[0] == 0 or x.numel() == 0:
+            raise InputError(f"empty input (shape {tuple(x.shape)}); pass at least one image")
+        c = self.expected_channels
+        if c is not None and x.shape[1] != c:
+            raise InputError(f"input has {x.shape[1]} channels but the model expects {c} "
+                             f"(input size {self.input_size}); " +
+                             ("convert grayscale images to RGB (img.convert('RGB') or x.repeat(1, 3, 1, 1))"
+                              if x.shape[1] == 1 and c == 3 else "convert the images to the model's channels"))
+        p = next(self.model.parameters(), None)
+        dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
+        x = x.to(self.device, dtype=dtype)
+        finite = torch.isfinite(x)
+        if not bool(finite.all()):
+            bad = (~finite).reshape(x.shape[0], -1).any(1).nonzero().flatten().tolist()
+            raise InputError(f"input contains NaN or inf values (in images {bad[:8]}); clean or drop those images")
+        return x
+
+    def _wrap_forward_error(self, err: Exception, x: torch.Tensor) -> Exception:
+        msg = str(err)
+        if _is_oom(err):
+            return OutOfMemoryError(f"{self.device} ran out of memory at batch size {x.shape[0]}; "
+                                    "pass a smaller batch_size or use device='cpu'")
+        if isinstance(err, RuntimeError) and any(k in msg for k in ("shape", "size", "mat1", "Expected")):
+            want = f" (C, H, W) = {self.input_size}" if self.input_size else ""
+            return InputError(f"the model cannot run on input of shape {tuple(x.shape)}; it expects{want}. "
+                              f"Resize the images (e.g. Preprocess(mean, std, size=(H, W))). Details: {msg}")
+        return err
+
+    # ---------------------------------------------------------------- forward passes
+    def forward(self, images: Any, batch_size: int | None = None) -> torch.Tensor:
+        """Logits for ``images`` (no gradient), on ``self.device``."""
+        x = self.prepare(images)
+        outs = [o for _, o in self._run_batches(x, (), batch_size, need_output=True)]
+        return torch.cat([o[0] for o in outs])
+
+    def predict(self, images: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probabilities, predicted classes) for ``images``."""
+        logits = self.forward(images)
+        probs = logits.reshape(logits.shape[0], -1).softmax(1)
+        return probs, probs.argmax(1)
+
+    def _run_batches(self, x: torch.Tensor, layers: Sequence[str], batch_size: int | None,
+                     need_output: bool) -> Iterator[tuple[slice, tuple]]:
+        """Run ``x`` in batches (halving on OOM), yielding (slice, (logits or None, captured dict))."""
+        bs = int(batch_size or self.batch_size)
+        if bs <= 0:
+            raise InputError(f"batch_size must be positive, got {batch_size}")
+        start = 0
+        n = x.shape[0]
+        while start < n:
+            stop = min(start + bs, n)
+            xb = x[start:stop]
+            try:
+                with self.eval_guard(), torch.no_grad(), \
+                        self.hooks(capture=layers, detach=True, stop_after_capture=not need_output) as cache:
+                    try:
+                        out = self.model(xb)
+                    except StopForward:
+                        out = None
+            except Exception as err:
+                if _is_oom(err) and bs > 1:
+                    if self.device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    bs = max(1, bs // 2)
+                    continue
+                raise self._wrap_forward_error(err, xb) from err
+            missing = [l for l in layers if l not in cache]
+            if missing:
+                raise InputError(f"layers {missing} were not run by the model's forward pass; "
+                                 "pick layers from insp.layers")
+            yield slice(start, stop), (first_tensor(out) if out is not None else None, dict(cache))
+            start = stop
+
+    def activations(self, images: Any, layers: Sequence[str] | str, batch_size: int | None = None,
+                    to_cpu: bool = True) -> dict[str, torch.Tensor]:
+        """Outputs of ``layers`` for ``images`` (detached), batched; only the requested layers are kept.
+
+        The forward pass stops as soon as the last requested layer has run, so shallow layers cost less.
+        """
+        if isinstance(layers, str):
+            layers = [layers]
+        layers = list(dict.fromkeys(layers))
+        if not layers:
+            raise InputError("no layers requested; pass layers=[...] from insp.layers")
+        for name in layers:
+            self.module(name)
+        if isinstance(images, ImageSet) or (isinstance(images, (list, tuple)) and len(images) > 4 * self.batch_size):
+            return self._activations_streamed(as_imageset(images), layers, batch_size, to_cpu)
+        x = self.prepare(images)
+        parts: dict[str, list] = {l: [] for l in layers}
+        for _, (_, cache) in self._run_batches(x, layers, batch_size, need_output=False):
+            for l in layers:
+                parts[l].append(cache[l].cpu() if to_cpu else cache[l])
+        return {l: torch.cat(v) for l, v in parts.items()}
+
+    def _activations_streamed(self, dataset: ImageSet, layers, batch_size, to_cpu):
+        parts: dict[str, list] = {l: [] for l in layers}
+        for _, _, acts in self.iter_batches(dataset, layers, batch_size=batch_size):
+            for l in layers:
+                parts[l].append(acts[l].cpu() if to_cpu else acts[l])
+        return {l: torch.cat(v) for l, v in parts.items()}
+
+    def iter_batches(self, dataset: Any, layers: Sequence[str] | str = (), batch_size: int | None = None,
+                     logits: bool = False) -> Iterator[tuple[slice, torch.Tensor, dict]]:
+        """Stream a data set: yields ``(index_slice, x_on_device, {layer: activations_on_device})``.
+
+        No hook and no eval-mode switch outlives a batch, so abandoning the loop leaves the model clean.
+        With ``logits=True`` the dict also holds ``"logits"``.
+        """
+        if isinstance(layers, str):
+            layers = [layers]
+        layers = list(dict.fromkeys(layers))
+        for name in layers:
+            self.module(name)
+        data = as_imageset(dataset)
+        bs = int(batch_size or self.batch_size)
+        for sl, raw in data.batches(bs):
+            x = self.prepare(raw)
+            results = list(self._run_batches(x, layers, bs, need_output=logits))
+            acts = {l: torch.cat([r[1][l] for _, r in results]) if len(results) > 1 else results[0][1][l]
+                    for l in layers}
+            if logits:
+                acts["logits"] = torch.cat([r[0] for _, r in results])
+            yield sl, x, acts
+
+    # ---------------------------------------------------------------- gradients
+    def gradient_of(self, x: torch.Tensor, target, relu_override=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """d score / d input for each sample of prepared input ``x``: returns (gradient, scores).
+
+        ``relu_override`` is an optional context-manager factory (used by guided backprop / deconvnet)
+        entered around the forward pass.
+        """
+        spec = _targets.resolve(target, x.shape[0], self.num_classes, self.layer_shape)
+        x = x.detach().clone().requires_grad_(True)
+        capture = [spec.layer] if spec.layer else []
+        with self.eval_guard(), torch.enable_grad():
+            ctx = relu_override() if relu_override is not None else contextlib.nullcontext()
+            try:
+                # backward runs inside the context: overrides may rely on hooks that live only there
+                with ctx, self.hooks(capture=capture, stop_after_capture=bool(spec.layer)) as cache:
+                    try:
+                        out = self.model(x)
+                    except StopForward:  # a unit target needs nothing after its layer
+                        out = None
+                    scores = spec.score(first_tensor(out) if out is not None else None, cache)
+                    grad, = torch.autograd.grad(scores.sum(), x)
+            except (TargetError, InputError):
+                raise
+            except Exception as err:
+                raise self._wrap_forward_error(err, x) from err
+        return grad.detach(), scores.detach()
+
+    # ---------------------------------------------------------------- cache
+    def model_version(self) -> tuple:
+        """Changes whenever a parameter or buffer is modified in place (training, load_state_dict)."""
+        return tuple(t._version for t in self.model.parameters()) + tuple(t._version for t in self.model.buffers())
+
+    def cached(self, method: str, params: dict, inputs: Any, compute: Callable[[], Any]):
+        """Serve ``compute()`` from the LRU cache when the same method, parameters and input content repeat."""
+        key = (method, fingerprint(params), fingerprint(inputs), self.model_version(), str(self.device))
+        return self.cache.get_or_compute(key, compute)
+
+    def clear_cache(self) -> None:
+        """Drop every cached result."""
+        self.cache.clear()
+
+    def __repr__(self) -> str:
+        return (f"Inspector({type(self.model).__name__}, device={self.device}, input_size={self.input_size}, "
+                f"layers={len(self.layers)}, classes={self.num_classes})")
