@@ -1,0 +1,185 @@
+"""Parts every view is built from: a visible error area, a clickable picture, and latest-wins execution."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import html
+import pathlib
+import traceback
+from typing import Any, Callable
+
+import anywidget
+import ipywidgets as W
+import numpy as np
+import traitlets
+
+from ..engine import LatestExecutor, Selection
+from ..render import TileLayout, to_data_url
+
+_HERE = pathlib.Path(__file__).parent
+
+
+class ErrorArea(W.HTML):
+    """Shows the last error of a view in plain sight (Voila hides callback exceptions otherwise).
+
+    Browser tests assert this stays empty; ``.message`` holds the text for Python-side tests.
+    """
+
+    message = traitlets.Unicode("")
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.add_class("t-error")
+
+    def show(self, err: BaseException | str) -> None:
+        text = err if isinstance(err, str) else f"{type(err).__name__}: {err}"
+        self.message = text
+        self.value = (f'<div class="ipynetviz-error" style="color:#b00020;white-space:pre-wrap;'
+                      f'border-left:3px solid #b00020;padding:2px 6px">{html.escape(text)}</div>')
+
+    def clear(self) -> None:
+        self.message = ""
+        self.value = ""
+
+    @contextlib.contextmanager
+    def capture(self):
+        """Run a block; any exception is shown here instead of vanishing."""
+        try:
+            yield
+        except Exception as err:  # shown to the user, and logged for the developer
+            self.show(err)
+            traceback.print_exc()
+
+
+def guarded(method: Callable) -> Callable:
+    """Decorate a view's callback so an exception lands in ``self.error`` (an :class:`ErrorArea`)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.error.capture():
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+class ClickImage(anywidget.AnyWidget):
+    """A picture that reports clicks in image pixels and can outline a tile or a box.
+
+    Traits: ``src`` (PNG data URL), ``scale`` (display zoom), ``click`` ({x, y, n} in image pixels),
+    ``layout`` (a :class:`TileLayout` as dict, for mosaics), ``selected`` (tile index), ``box``.
+    """
+
+    _esm = _HERE / "click_image.js"
+    src = traitlets.Unicode("").tag(sync=True)
+    version = traitlets.Int(0).tag(sync=True)
+    scale = traitlets.Float(1.0).tag(sync=True)
+    click = traitlets.Dict({}).tag(sync=True)
+    layout = traitlets.Dict(None, allow_none=True).tag(sync=True)
+    selected = traitlets.Int(-1).tag(sync=True)
+    box = traitlets.List([]).tag(sync=True)
+
+    def __init__(self, image: np.ndarray | None = None, scale: float = 1.0, css_class: str | None = None, **kw):
+        super().__init__(scale=scale, **kw)
+        self.image: np.ndarray | None = None
+        if css_class:
+            self.add_class(css_class)
+        if image is not None:
+            self.set_image(image)
+
+    def set_image(self, image: np.ndarray, layout: TileLayout | None = None) -> None:
+        """Show a uint8 picture (a mosaic when ``layout`` is given)."""
+        self.image = np.asarray(image)
+        self.layout = None if layout is None else {
+            "n": layout.n, "ncols": layout.ncols, "tile_h": layout.tile_h, "tile_w": layout.tile_w,
+            "pad": layout.pad}
+        self.src = to_data_url(self.image)
+        self.version += 1
+
+    def tile_at(self, x: float, y: float) -> int | None:
+        if self.layout is None:
+            return None
+        return TileLayout(**self.layout).index_at(x, y)
+
+    def simulate_click(self, x: float, y: float) -> None:
+        """What a browser click at image pixel (x, y) does (for Python-side tests)."""
+        n = int(self.click.get("n", 0)) + 1
+        self.click = {"x": float(x), "y": float(y), "n": n}
+
+
+class View(W.VBox):
+    """Base of every ipynetviz widget: a shared selection, an error area, a status line, latest-wins work.
+
+    Subclasses put their parts in ``self.body`` and call :meth:`submit` for anything slow.
+    """
+
+    def __init__(self, selection: Selection | None = None, synchronous: bool = False, css_class: str = "", **kw):
+        self.selection = selection if selection is not None else Selection()
+        self.executor = LatestExecutor(synchronous=synchronous)
+        self.error = ErrorArea()
+        self.status = W.HTML("")
+        self.status.add_class("t-status")
+        self.body = W.VBox([])
+        super().__init__([self.body, self.status, self.error], **kw)
+        self.add_class("ipynetviz-view")
+        if css_class:
+            self.add_class(css_class)
+
+    def submit(self, job: Callable[[Any], Any], on_result: Callable[[Any], None],
+               on_partial: Callable[[Any], None] | None = None, busy: str = "working…"):
+        """Run ``job(ticket)`` in the background; only the newest request's result reaches ``on_result``."""
+        self.status.value = f'<span class="t-busy">{html.escape(busy)}</span>'
+
+        def done(value):
+            with self.error.capture():
+                self.error.clear()
+                on_result(value)
+            self.status.value = ""
+
+        def failed(err):
+            self.error.show(err)
+            self.status.value = ""
+
+        def partial(value):
+            with self.error.capture():
+                on_partial(value)
+        return self.executor.submit(job, on_result=done, on_error=failed,
+                                    on_partial=partial if on_partial is not None else None)
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Block until background work is finished (scripts and tests)."""
+        return self.executor.wait_idle(timeout)
+
+
+def dropdown(options, value, description: str, css_class: str, **kw) -> W.Dropdown:
+    d = W.Dropdown(options=options, value=value, description=description,
+                   style={"description_width": "initial"}, **kw)
+    d.add_class(css_class)
+    return d
+
+
+class StateProbe(W.HTML):
+    """A small visible JSON mirror of a widget's traits, so browser tests can read Python-side state.
+
+    Example (in a notebook): ``StateProbe(picker, ["layer", "channel", "image_index"])``; the element has the
+    CSS class ``t-state`` and its text is ``{"layer": "conv1", ...}``.
+    """
+
+    def __init__(self, obj: traitlets.HasTraits, names: list[str], css_class: str = "t-state"):
+        super().__init__()
+        self.add_class(css_class)
+        self._obj, self._names = obj, list(names)
+        obj.observe(lambda _: self._refresh(), names=self._names)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        import json
+        state = {n: _jsonable(getattr(self._obj, n)) for n in self._names}
+        self.value = f'<code style="font-size:10px;color:#888">{html.escape(json.dumps(state))}</code>'
+
+
+def _jsonable(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    return v
