@@ -31,10 +31,10 @@ def pil_to_uint8(img) -> torch.Tensor:
     """A PIL image as a uint8 tensor (C, H, W); the mode decides C (L -> 1, RGB -> 3, RGBA -> 4)."""
     if img.mode not in ("L", "RGB", "RGBA"):
         img = img.convert("RGB")
-    arr = np.asarray(img)
+    arr = np.array(img)  # a writable copy: torch refuses read-only buffers
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
 def _channels_first(t: torch.Tensor) -> torch.Tensor:

@@ -84,7 +84,7 @@ class Inspector:
             input_size = tuple(int(s) for s in input_size)
             if len(input_size) == 2:
                 input_size = (self._guess_channels() or 3,) + input_size
-        self.input_size = input_size
+        self._input_size = input_size
         self._trace: dict | None = None
         self._rf: dict | None = None
 
@@ -123,15 +123,22 @@ class Inspector:
         return None
 
     @property
+    def input_size(self) -> tuple[int, int, int] | None:
+        """(C, H, W) the model takes: as given, or the first of 224/64/32 that ran."""
+        if self._input_size is None:
+            self._do_trace()
+        return self._input_size
+
+    @property
     def expected_channels(self) -> int | None:
-        if self.input_size is not None:
-            return self.input_size[0]
+        if self._input_size is not None:
+            return self._input_size[0]
         return self._guess_channels()
 
     def _do_trace(self) -> dict:
         if self._trace is not None:
             return self._trace
-        sizes = [self.input_size] if self.input_size else [
+        sizes = [self._input_size] if self._input_size else [
             (self.expected_channels or 3, s, s) for s in (224, 64, 32)]
         order: list[str] = []
         shapes: dict[str, tuple] = {}
@@ -163,8 +170,8 @@ class Inspector:
                     dtype = p.dtype if p is not None else torch.float32
                     out = self.model(torch.zeros((1,) + tuple(size), device=self.device, dtype=dtype))
                 out_shape = tuple(first_tensor(out).shape[1:])
-                if self.input_size is None:
-                    self.input_size = tuple(size)
+                if self._input_size is None:
+                    self._input_size = tuple(size)
                 break
             except Exception:
                 if size is sizes[-1]:
@@ -362,11 +369,11 @@ class Inspector:
         bs = int(batch_size or self.batch_size)
         for sl, raw in data.batches(bs):
             x = self.prepare(raw)
-            results = list(self._run_batches(x, layers, bs, need_output=logits))
-            acts = {l: torch.cat([r[1][l] for _, r in results]) if len(results) > 1 else results[0][1][l]
-                    for l in layers}
+            # (several parts only when an out-of-memory error halved the batch)
+            parts = [out_and_cache for _, out_and_cache in self._run_batches(x, layers, bs, need_output=logits)]
+            acts = {l: torch.cat([cache[l] for _, cache in parts]) for l in layers}
             if logits:
-                acts["logits"] = torch.cat([r[0] for _, r in results])
+                acts["logits"] = torch.cat([out for out, _ in parts])
             yield sl, x, acts
 
     # ---------------------------------------------------------------- gradients

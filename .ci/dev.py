@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""The two quick-start commands, on a fresh Debian machine with only python3:
+
+    python3 .ci/dev.py demo    # venv + install + serve notebooks/tour.ipynb in JupyterLab on 127.0.0.1
+    python3 .ci/dev.py test    # venv + test extras + Debian's Chromium if missing, then the whole suite
+
+Standard library only: it runs before anything is installed. The venv lives in .venv and is reused;
+packages are reinstalled only when pyproject.toml changes.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("IPYNETVIZ_VENV", ROOT / ".venv"))
+PY = VENV / "bin" / "python"
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def say(msg: str) -> None:
+    print(f"[ipynetviz] {msg}", flush=True)
+
+
+def run(cmd: list, **kw) -> None:
+    say("$ " + " ".join(str(c) for c in cmd))
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def apt_install(*packages: str) -> bool:
+    if not IS_ROOT or shutil.which("apt-get") is None:
+        return False
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(["apt-get", "update", "-qq"], env=env)
+    run(["apt-get", "install", "-y", "-qq", *packages], env=env)
+    return True
+
+
+def ensure_venv() -> None:
+    if PY.exists():
+        return
+    say(f"creating the virtual environment {VENV}")
+    try:
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    except Exception as err:  # Debian's python3 ships venv's pip only with python3-venv
+        shutil.rmtree(VENV, ignore_errors=True)
+        ver = f"python{sys.version_info.major}.{sys.version_info.minor}-venv"
+        if apt_install("python3-venv", ver):
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        else:
+            sys.exit(f"cannot create a venv ({err}); install Debian's python3-venv: sudo apt-get install python3-venv")
+
+
+def ensure_installed(extras: str) -> None:
+    ensure_venv()
+    spec = (ROOT / "pyproject.toml").read_bytes()
+    stamp = VENV / f".ipynetviz-{extras or 'base'}-{hashlib.sha1(spec).hexdigest()[:12]}"
+    if stamp.exists():
+        return
+    run([PY, "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
+    run([PY, "-m", "pip", "install", "-q", "-e", target])
+    stamp.touch()
+
+
+def ensure_chromium() -> None:
+    if os.environ.get("IPYNETVIZ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    say("Debian's Chromium is missing (the widget tests drive it)")
+    if not apt_install("chromium"):
+        sys.exit("install Debian's Chromium first: sudo apt-get install -y chromium  (then run this again)")
+
+
+def free_port(preferred: int = 8888) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return s.getsockname()[1]
+            except OSError:
+                continue
+    return 0
+
+
+def demo() -> None:
+    ensure_installed("demo")
+    port = free_port()
+    token = secrets.token_hex(12)
+    url = f"http://127.0.0.1:{port}/lab/tree/notebooks/tour.ipynb?token={token}"
+    say("serving the tour (offline, on the bundled teaching model); open this URL in a browser:")
+    print(f"\n    {url}\n", flush=True)
+    cmd = [PY, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}"]
+    if IS_ROOT:
+        cmd.append("--allow-root")
+    os.execv(str(PY), [str(c) for c in cmd])
+
+
+def test(args: list[str]) -> None:
+    ensure_installed("test")
+    ensure_chromium()
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
+               PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
+    cmd = [PY, "-m", "pytest", "-q", "--timeout=900", "-p", "no:cacheprovider", *(args or ["tests"])]
+    say("$ " + " ".join(str(c) for c in cmd))
+    sys.exit(subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env).returncode)
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in ("demo", "test", "install"):
+        sys.exit(__doc__)
+    if argv[0] == "demo":
+        demo()
+    elif argv[0] == "install":
+        ensure_installed("test")
+    else:
+        test(argv[1:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,16 @@
+"""The engine and methods import without any widget library (arrows point down only)."""
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("module", ["ipynetviz", "ipynetviz.engine", "ipynetviz.methods", "ipynetviz.render",
+                                    "ipynetviz.zoo"])
+def test_no_widget_library_imported(module):
+    code = (f"import sys, {module}\n"
+            "bad = [m for m in ('ipywidgets', 'bqplot', 'anywidget') if m in sys.modules]\n"
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"importing {module} pulled in {out.stdout.strip()}"
