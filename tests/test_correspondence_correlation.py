@@ -58,6 +58,16 @@ def test_iterable_of_batch_pairs_and_accumulator_match():
     np.testing.assert_allclose(acc.result().corr, r.corr, atol=1e-12)
 
 
+def test_callers_arrays_are_not_modified():
+    a, b = related()
+    a0, b0 = a.copy(), b.copy()
+    correlation(a, b)
+    ta = torch.from_numpy(a)
+    correlation(ta, ta)
+    np.testing.assert_array_equal(a, a0)
+    np.testing.assert_array_equal(b, b0)
+
+
 def test_within_net_correlation():
     a, _ = related()
     r = correlation(a, batch_size=50)

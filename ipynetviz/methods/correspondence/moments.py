@@ -80,14 +80,15 @@ class StreamingMoments:
                              f" units but earlier batches had {self.n_units[0]}" +
                              ("" if b is None else f" and {self.n_units[1]}") + "; feed one pair of layers")
         nb = a.shape[0]
-        a = a.to(self.device, torch.float64)
-        mu_a = a.mean(0)
-        ac = a - mu_a
+        # One float64 copy per batch, centred in place (copy=True: never modify the caller's tensor).
+        ac = a.to(self.device, torch.float64, copy=True)
+        mu_a = ac.mean(0)
+        ac.sub_(mu_a)
         m2_a = self._second_moments(ac, self.full_a)
         if b is not None:
-            b = b.to(self.device, torch.float64)
-            mu_b = b.mean(0)
-            bc = b - mu_b
+            bc = b.to(self.device, torch.float64, copy=True)
+            mu_b = bc.mean(0)
+            bc.sub_(mu_b)
             m2_b = self._second_moments(bc, self.full_b)
             m2_ab = ac.T @ bc
         if self.n_samples == 0:
