@@ -107,15 +107,10 @@ def warn_short(k: int, got: int, what: str) -> str:
     return note
 
 
-def stream(insp, data: ImageSet, layer: str, batch_size: int | None):
-    """Yield ``(index_slice, x_on_device, activations_on_device)`` for ``layer`` over the data set, in order.
 
-    The same pass as ``insp.iter_batches`` (one forward per batch, stopping after ``layer``), written with the
-    public ``prepare`` / ``activations`` calls.
-    """
-    bs = int(batch_size or insp.batch_size)
-    if bs <= 0:
+def stream(insp, data: ImageSet, layer: str, batch_size: int | None):
+    """Yield ``(index_slice, x_on_device, activations_on_device)`` for ``layer`` over the data set, in order."""
+    if batch_size is not None and int(batch_size) <= 0:
         raise InputError(f"batch_size must be positive, got {batch_size}")
-    for sl, raw in data.batches(bs):
-        x = insp.prepare(raw)
-        yield sl, x, insp.activations(x, [layer], batch_size=bs, to_cpu=False)[layer]
+    for sl, x, acts in insp.iter_batches(data, [layer], batch_size=batch_size):
+        yield sl, x, acts[layer]

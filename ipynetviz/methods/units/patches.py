@@ -176,9 +176,15 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
             if a.ndim == 2:
                 running.update(a.t(), torch.arange(sl.start, sl.stop, device=a.device))
             elif distinct_images:
-                best, where = a.flatten(2).max(dim=2)  # first maximum per (image, channel)
-                ids = torch.arange(sl.start, sl.stop, device=a.device).unsqueeze(0) * positions + where.t()
-                running.update(best.t(), ids)
+                flat = a.flatten(2)
+                # amax is about twice as fast as max-with-indices; the position is found afterwards, only for
+                # the few (image, channel) pairs that entered the top-k from this batch
+                running.update(flat.amax(dim=2).t(), torch.arange(sl.start, sl.stop, device=a.device) * positions)
+                rows, cols = (running.ids >= first).nonzero(as_tuple=True)
+                if len(rows):
+                    images = torch.div(running.ids[rows, cols] - first, positions, rounding_mode="floor")
+                    where = flat[images, rows].argmax(dim=1)  # the first maximum in row-major order
+                    running.ids[rows, cols] = (images + sl.start) * positions + where
             else:
                 flat = a.flatten(2).permute(1, 0, 2).reshape(a.shape[1], -1)
                 running.update(flat, torch.arange(first, first + flat.shape[1], device=a.device))
