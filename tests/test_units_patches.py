@@ -211,3 +211,18 @@ def test_torchvision_resnet18_equals_brute_force():
     y0, x0, y1, x1 = res.boxes[ch, j]
     assert len(rows) and y0 <= rows[0] and rows[-1] < y1 and x0 <= cols[0] and cols[-1] < x1
     assert hooks_left(net) == []
+
+
+def test_progress_callback_reports_and_can_interrupt(insp, images):
+    class Stop(Exception):
+        pass
+    seen = []
+
+    def progress(done, total):
+        seen.append((done, total))
+        if done >= 20:
+            raise Stop()
+    with pytest.raises(Stop):
+        top_patches(insp, images, "conv2", batch_size=10, progress=progress)
+    assert seen == [(10, 37), (20, 37)]
+    assert hooks_left(insp.model) == []

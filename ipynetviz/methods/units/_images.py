@@ -114,3 +114,28 @@ def stream(insp, data: ImageSet, layer: str, batch_size: int | None):
         raise InputError(f"batch_size must be positive, got {batch_size}")
     for sl, x, acts in insp.iter_batches(data, [layer], batch_size=batch_size):
         yield sl, x, acts[layer]
+
+
+def with_progress(batches, progress, total: int, desc: str):
+    """Wrap a batch stream: ``progress=True`` shows tqdm; a callable gets ``(images done, total)`` per batch."""
+    if progress is True:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, desc=desc, unit="img")
+
+        def report(done, _total):
+            bar.update(done - bar.n)
+    elif callable(progress):
+        bar, report = None, progress
+    else:
+        return batches
+
+    def run():
+        try:
+            for item in batches:
+                yield item
+                report(item[0].stop, total)
+        finally:
+            batches.close()
+            if bar is not None:
+                bar.close()
+    return run()

@@ -20,7 +20,7 @@ import torch
 from ipynetviz.engine.dataset import ImageSet
 from ipynetviz.engine.errors import InputError
 
-from ._images import dataset_of, stream, warn_short
+from ._images import dataset_of, stream, warn_short, with_progress
 from ._topk import RunningTopK
 
 __all__ = ["Neighbours", "nearest_neighbours"]
@@ -101,7 +101,7 @@ def _query_inputs(insp, data: ImageSet, query, layer: str):
 
 
 def nearest_neighbours(insp, dataset, query, layer: str, k: int = 5, exclude_self: bool = True,
-                       batch_size: int | None = None) -> Neighbours:
+                       batch_size: int | None = None, progress=False) -> Neighbours:
     """The k nearest images of ``dataset`` to each query, in ``layer``'s feature space and in pixel space.
 
     Args:
@@ -112,6 +112,7 @@ def nearest_neighbours(insp, dataset, query, layer: str, k: int = 5, exclude_sel
         k: neighbours per query; with fewer candidates all are returned and a warning is issued.
         exclude_self: for index queries, leave the query's own image out (it is at distance 0).
         batch_size: images per forward pass (default: the inspector's).
+        progress: True for a tqdm bar, or a callable ``progress(done, total)`` (it may raise to interrupt).
 
     Returns:
         :class:`Neighbours` with indices and distances for both spaces.
@@ -135,7 +136,8 @@ def nearest_neighbours(insp, dataset, query, layer: str, k: int = 5, exclude_sel
     xq_sq, fq_sq = (xq * xq).sum(1), (fq * fq).sum(1)
     drop_self = exclude_self and idx is not None
     feature, pixel = RunningTopK(k), RunningTopK(k)
-    for sl, x, a in stream(insp, data, layer, batch_size):
+    for sl, x, a in with_progress(stream(insp, data, layer, batch_size), progress, len(data),
+                                  f"neighbours {layer}"):
         f = a.flatten(1)
         if f.shape[1] != fq.shape[1] or x[0].numel() != xq.shape[1]:
             raise InputError(f"the queries have {tuple(xq.shape[1:])} input values / {fq.shape[1]} features "

@@ -24,7 +24,8 @@ import torch
 
 from ipynetviz.engine.errors import InputError
 
-from ._images import channel_list, crop, dataset_of, display_images, field_boxes, stream, warn_short
+from ._images import (channel_list, crop, dataset_of, display_images, field_boxes, stream, warn_short,
+                      with_progress)
 from ._topk import RunningTopK
 
 __all__ = ["TopPatches", "UnitPatches", "top_patches"]
@@ -128,7 +129,8 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
         batch_size: images per forward pass (default: the inspector's).
         distinct_images: one patch per image per channel (default), or any (image, position).
         pad_value: gray level of crop parts outside the image.
-        progress: show a tqdm bar.
+        progress: True for a tqdm bar, or a callable ``progress(done, total)`` called after each batch (it
+            may raise to interrupt the scan, e.g. a widget's superseded request).
 
     Returns:
         :class:`TopPatches`; ``.for_channel(c)`` gives one channel's indices, positions, scores and crops.
@@ -148,11 +150,7 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
     k = int(k)
     data = dataset_of(dataset)
     insp.module(layer)
-    batches = stream(insp, data, layer, batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-        bs = int(batch_size or insp.batch_size)
-        batches = tqdm(batches, total=(len(data) + bs - 1) // bs, desc=f"top patches {layer}")
+    batches = with_progress(stream(insp, data, layer, batch_size), progress, len(data), f"top patches {layer}")
     running = RunningTopK(k)
     sel = chans = None
     map_size = None
@@ -189,8 +187,7 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
                 flat = a.flatten(2).permute(1, 0, 2).reshape(a.shape[1], -1)
                 running.update(flat, torch.arange(first, first + flat.shape[1], device=a.device))
     finally:
-        if progress:
-            batches.close()
+        batches.close()
     scores = running.values.float().cpu().numpy()
     ids = running.ids.cpu().numpy()
     got = scores.shape[1]
