@@ -15,7 +15,7 @@ from ipynetviz.engine.errors import InputError
 
 from .moments import StreamingMoments, accumulate
 
-__all__ = ["CorrelationResult", "StreamingCorrelation", "correlation", "dead_units"]
+__all__ = ["CorrelationResult", "StreamingCorrelation", "correlation", "correlation_from_moments", "dead_units"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,25 +85,62 @@ class StreamingCorrelation(StreamingMoments):
         Returns:
             A :class:`CorrelationResult`.
         """
-        self.check()
-        var_a, var_b = self.variances()
-        std_a, std_b = var_a.sqrt(), var_b.sqrt()
-        mean_b = self.mean_a if self.within else self.mean_b
-        dead_a = dead_units(self.mean_a, std_a, dead_rtol)
-        dead_b = dead_a if self.within else dead_units(mean_b, std_b, dead_rtol)
-        safe_a = torch.where(dead_a, torch.ones_like(std_a), std_a)
-        safe_b = torch.where(dead_b, torch.ones_like(std_b), std_b)
-        corr = self.cross_covariance() / safe_a[:, None] / safe_b[None, :]
-        corr = corr.clamp_(-1.0, 1.0)
-        corr[dead_a, :] = float("nan")
-        corr[:, dead_b] = float("nan")
-        if self.within:
-            live = torch.nonzero(~dead_a).flatten()
-            corr[live, live] = 1.0
-        as_np = lambda t: t.detach().cpu().numpy()  # noqa: E731
-        return CorrelationResult(corr=as_np(corr), mean_a=as_np(self.mean_a), std_a=as_np(std_a),
-                                 mean_b=as_np(mean_b), std_b=as_np(std_b), dead_a=as_np(dead_a),
-                                 dead_b=as_np(dead_b), n_samples=self.n_samples, within=bool(self.within))
+        return correlation_from_moments(self, "between", dead_rtol)
+
+
+def _pearson(cross, mean_a, var_a, mean_b, var_b, n, within, dead_rtol) -> CorrelationResult:
+    std_a, std_b = var_a.sqrt(), var_b.sqrt()
+    dead_a = dead_units(mean_a, std_a, dead_rtol)
+    dead_b = dead_a if within else dead_units(mean_b, std_b, dead_rtol)
+    safe_a = torch.where(dead_a, torch.ones_like(std_a), std_a)
+    safe_b = torch.where(dead_b, torch.ones_like(std_b), std_b)
+    corr = (cross / n) / safe_a[:, None] / safe_b[None, :]
+    corr = corr.clamp_(-1.0, 1.0)
+    corr[dead_a, :] = float("nan")
+    corr[:, dead_b] = float("nan")
+    if within:
+        live = torch.nonzero(~dead_a).flatten()
+        corr[live, live] = 1.0
+    as_np = lambda t: t.detach().cpu().numpy()  # noqa: E731
+    return CorrelationResult(corr=as_np(corr), mean_a=as_np(mean_a), std_a=as_np(std_a), mean_b=as_np(mean_b),
+                             std_b=as_np(std_b), dead_a=as_np(dead_a), dead_b=as_np(dead_b), n_samples=n,
+                             within=bool(within))
+
+
+def correlation_from_moments(moments: StreamingMoments, which: str = "between",
+                             dead_rtol: float = 1e-12) -> CorrelationResult:
+    """Correlation matrix from an accumulator: A against B, or within A or within B (full moments needed).
+
+    Args:
+        moments: a fed :class:`StreamingMoments` (or :class:`StreamingCorrelation`).
+        which: "between" (A rows, B columns; for within-net moments, A against A), "a" or "b".
+        dead_rtol: see :meth:`StreamingCorrelation.result`.
+
+    Returns:
+        A :class:`CorrelationResult`.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(100, 3))
+        >>> m = StreamingMoments().update(x, x[:, :2])
+        >>> correlation_from_moments(m, "a").corr.shape, correlation_from_moments(m, "b").within
+        ((3, 3), True)
+    """
+    if which not in ("between", "a", "b"):
+        raise InputError(f"which must be 'between', 'a' or 'b', got {which!r}")
+    moments.check()
+    var_a, var_b = moments.variances()
+    n = moments.n_samples
+    if which == "between":
+        if moments.within:
+            return _pearson(moments.m2_a, moments.mean_a, var_a, moments.mean_a, var_a, n, True, dead_rtol)
+        return _pearson(moments.m2_ab, moments.mean_a, var_a, moments.mean_b, var_b, n, False, dead_rtol)
+    full = moments.full_a if which == "a" or moments.within else moments.full_b
+    if not full:
+        raise InputError(f"within-{which.upper()} correlation needs the full moments of {which.upper()}: "
+                         f"use StreamingMoments(full_{which}=True)")
+    if which == "a" or moments.within:
+        return _pearson(moments.m2_a, moments.mean_a, var_a, moments.mean_a, var_a, n, True, dead_rtol)
+    return _pearson(moments.m2_b, moments.mean_b, var_b, moments.mean_b, var_b, n, True, dead_rtol)
 
 
 def correlation(acts_a, acts_b=None, batch_size: int | None = None,
