@@ -77,12 +77,14 @@ def crop(image: np.ndarray, box, pad_value: int) -> np.ndarray:
     return out
 
 
-def display_images(insp, data: ImageSet, indices: list[int]) -> np.ndarray:
+def input_pictures(insp, dataset, indices) -> np.ndarray:
     """uint8 (U, C, H, W) pictures of data-set images at the model input's size (what the units saw).
 
     uint8 images of the input's size are used as given; otherwise (a resizing transform, float input) the
     model input is turned back by the transform's ``invert`` when it has one, else scaled per image.
     """
+    data = dataset_of(dataset)
+    indices = [int(i) for i in indices]
     raw = data.raw(indices)
     x = insp.prepare(raw)
     if not data.is_float:

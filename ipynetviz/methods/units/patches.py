@@ -24,7 +24,7 @@ import torch
 
 from ipynetviz.engine.errors import InputError
 
-from ._images import (channel_list, crop, dataset_of, display_images, field_boxes, stream, warn_short,
+from ._images import (channel_list, crop, dataset_of, input_pictures, field_boxes, stream, warn_short,
                       with_progress)
 from ._topk import RunningTopK
 
@@ -197,7 +197,7 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
     image_indices = ids // positions
     field = insp.receptive_field(layer) if map_size else None
     unique, slots = np.unique(image_indices, return_inverse=True)
-    images = display_images(insp, data, unique.tolist())
+    images = input_pictures(insp, data, unique.tolist())
     h, w = images.shape[-2:]
     if map_size and field is not None:
         pos = ids % positions
