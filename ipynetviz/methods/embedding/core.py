@@ -1,0 +1,215 @@
+"""``embed_features``: a 2-D map of any (N, D) feature matrix by PCA, t-SNE or UMAP."""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ipynetviz.engine.errors import InputError, IpynetvizError
+
+from .pca import pca
+from .result import Embedding
+from .tsne import EmbeddingFrame, run_tsne
+
+METHODS = ("pca", "tsne", "umap")
+
+
+class EmbeddingWarning(UserWarning):
+    """An input was adjusted so that the embedding could run (perplexity lowered, features pooled)."""
+
+
+def as_feature_tensor(x: Any, device: Any = None) -> torch.Tensor:
+    """(N, ...) features as a float32 (N, D) tensor on ``device`` (default: where they already are)."""
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(np.asarray(x)))
+    if t.ndim == 0 or t.shape[0] == 0:
+        raise InputError(f"no points to embed (features of shape {tuple(t.shape)}); pass an (N, D) array")
+    t = t.detach().reshape(t.shape[0], -1)
+    if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype in (torch.uint8, torch.int8, torch.int16,
+                                                                          torch.int32, torch.int64)):
+        raise InputError(f"features must be numeric, got dtype {t.dtype}")
+    if device is not None:
+        t = t.to(device)
+    return t.to(torch.float32)
+
+
+def check_finite(x: torch.Tensor, indices: np.ndarray) -> None:
+    """Raise naming the rows (data set indices) whose features hold NaN or inf."""
+    bad_rows = (~torch.isfinite(x)).any(dim=1)
+    if bool(bad_rows.any()):
+        bad = indices[bad_rows.cpu().numpy()]
+        shown = ", ".join(str(int(i)) for i in bad[:10]) + (", ..." if len(bad) > 10 else "")
+        raise InputError(f"features of {len(bad)} of {x.shape[0]} points contain NaN or inf (data set indices "
+                         f"[{shown}]); drop those points, or check the model/layer that produced them")
+
+
+def map_trustworthiness(x: torch.Tensor, coords: np.ndarray, n_neighbors: int = 10, max_points: int = 2000,
+                        seed: int = 0) -> tuple[float | None, int, int]:
+    """scikit-learn's trustworthiness of ``coords`` as a map of ``x``, on a random subsample of ``max_points``.
+
+    The input-space distance matrix is computed with torch on ``x``'s device and handed to scikit-learn as
+    ``metric="precomputed"`` (squared distances: the neighbour ranks are the same).
+
+    Returns:
+        ``(trustworthiness or None when there are too few points, points used, neighbours used)``.
+    """
+    from sklearn.manifold import trustworthiness
+
+    n = x.shape[0]
+    pick = np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False)) if n > max_points \
+        else np.arange(n)
+    m = len(pick)
+    k = min(int(n_neighbors), (m - 1) // 2)  # scikit-learn needs n_neighbors < m / 2
+    if k < 1:
+        return None, m, 0
+    sub = x[torch.as_tensor(pick, device=x.device)]
+    sq = (sub * sub).sum(1)
+    d2 = torch.addmm(sq[:, None] + sq[None, :], sub, sub.T, alpha=-2.0).clamp_min_(0)
+    d2.fill_diagonal_(0)
+    value = trustworthiness(d2.double().cpu().numpy(), coords[pick].astype(np.float64), n_neighbors=k,
+                            metric="precomputed")
+    return float(value), m, k
+
+
+def _checked_perplexity(perplexity: float, n: int) -> float:
+    if not perplexity > 0:
+        raise InputError(f"perplexity must be positive, got {perplexity}; typical values are 5 to 50")
+    most = (n - 1) / 3.0
+    if perplexity > most:
+        warnings.warn(f"perplexity {perplexity:g} needs at least {int(np.ceil(3 * perplexity)) + 1} points but "
+                      f"there are {n}; using perplexity {most:.3g} = (N - 1) / 3 instead", EmbeddingWarning,
+                      stacklevel=3)
+        return most
+    return float(perplexity)
+
+
+def _umap(x: torch.Tensor, n_components: int, seed: int, kwargs: dict) -> np.ndarray:
+    try:
+        import umap  # optional dependency
+    except ImportError as err:
+        raise IpynetvizError("method='umap' needs the umap-learn package: pip install umap-learn "
+                             "(or use method='tsne' or 'pca')") from err
+    model = umap.UMAP(n_components=n_components, random_state=seed, **kwargs)
+    return np.asarray(model.fit_transform(x.cpu().numpy()), dtype=np.float32)
+
+
+def embed_features(x: Any, method: str = "pca", *, n_components: int = 2, perplexity: float = 30.0, seed: int = 0,
+                   callback: Callable[[EmbeddingFrame], Any] | None = None, callback_every: int = 25,
+                   cancel: Any = None, labels: Any = None, indices: Any = None, device: Any = None,
+                   n_iter: int = 500, early_exaggeration_iter: int = 250, early_exaggeration: float = 12.0,
+                   learning_rate: Any = "auto", n_jobs: int = 2, pca_dims: int | None = 50,
+                   neighbors: str = "auto", negative_gradient_method: str = "fft", trustworthiness: bool = True,
+                   trustworthiness_points: int = 2000, umap_kwargs: dict | None = None,
+                   settings: dict | None = None) -> Embedding:
+    """Map N feature vectors to 2-D by PCA (torch, on the device), t-SNE (openTSNE) or UMAP (umap-learn).
+
+    Args:
+        x: (N, D) features (numpy or torch; extra dimensions are flattened). NaN or inf raise, naming rows.
+        method: "pca", "tsne" or "umap" (needs ``pip install umap-learn``).
+        n_components: output dimensions; t-SNE is 2-D only.
+        perplexity: t-SNE's effective number of neighbours; lowered to (N - 1) / 3 with a warning when there
+            are too few points (at least 4 are needed).
+        seed: seeds the randomized PCA, the t-SNE start and neighbour search, UMAP, and the subsample.
+        callback: t-SNE: called with an :class:`EmbeddingFrame` for the PCA start (iteration 0, before the
+            neighbours are found) and every ``callback_every`` iterations; other methods: once, at the end.
+        callback_every: iterations between t-SNE frames.
+        cancel: an object with ``is_set()`` (e.g. ``threading.Event``), checked at each frame; once set,
+            t-SNE stops and the result holds the last layout with ``cancelled=True``.
+        labels: (N,) class labels; None draws a single class (``has_labels=False``).
+        indices: (N,) data set positions of the rows (default ``arange(N)``), used in messages and the result.
+        device: where PCA, neighbours and distances run (default: ``x``'s device; CPU for numpy).
+        n_iter, early_exaggeration_iter, early_exaggeration, learning_rate: t-SNE optimisation schedule
+            (openTSNE's defaults; "auto" learning rate = N / exaggeration).
+        n_jobs: t-SNE threads.
+        pca_dims: t-SNE and UMAP first reduce wider features to this many principal components (None: never).
+        neighbors: t-SNE neighbour search: "exact" (torch, on the device), "approx" (openTSNE's Annoy) or
+            "auto" (exact on a GPU or up to 20,000 points).
+        negative_gradient_method: "fft" (interpolation; fast for large N) or "bh" (Barnes-Hut).
+        trustworthiness: compute scikit-learn's trustworthiness (10 neighbours) of the map.
+        trustworthiness_points: subsample size for the trustworthiness of big maps.
+        umap_kwargs: extra ``umap.UMAP`` arguments.
+        settings: extra entries recorded in the result's settings (used by :func:`embed`).
+
+    Returns:
+        :class:`Embedding` with float32 coordinates, labels, indices, the settings used and the trustworthiness.
+
+    Example:
+        >>> from sklearn.datasets import make_blobs
+        >>> x, y = make_blobs(200, 20, centers=3, random_state=0)
+        >>> e = embed_features(x, "pca", labels=y)
+        >>> e.coords.shape, e.trustworthiness > 0.8
+        ((200, 2), True)
+    """
+    t0 = time.perf_counter()
+    if method not in METHODS:
+        raise InputError(f"unknown embedding method {method!r}; use one of {', '.join(METHODS)}")
+    feats = as_feature_tensor(x, device)
+    n, d = feats.shape
+    idx = np.arange(n, dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
+    if len(idx) != n:
+        raise InputError(f"{n} points but {len(idx)} indices; pass one index per row")
+    has_labels = labels is not None
+    lab = np.zeros(n, np.int64) if labels is None else np.asarray(labels).astype(np.int64).reshape(-1)
+    if len(lab) != n:
+        raise InputError(f"{n} points but {len(lab)} labels; pass one label per row (or labels=None)")
+    check_finite(feats, idx)
+    k = int(n_components)
+    record = dict(settings or {})
+    record.update(method=method, n_points=n, n_features=d, n_components=k, seed=seed, device=str(feats.device))
+    explained = None
+    cancelled = False
+
+    if method == "pca":
+        if n < 2:
+            raise InputError(f"PCA needs at least 2 points, got {n}")
+        if not 1 <= k <= min(n, d):
+            raise InputError(f"n_components={k} must be between 1 and min(N, D) = {min(n, d)}")
+        result = pca(feats, k, seed=seed)
+        coords = result.to_numpy().astype(np.float32)
+        explained = result.explained_variance_ratio.cpu().numpy()
+        record.update(solver=result.solver)
+        if callback is not None:
+            callback(EmbeddingFrame(coords.copy(), 1, 1, "done", None, time.perf_counter() - t0))
+    else:
+        if n < 4:
+            raise InputError(f"{method} needs at least 4 points, got {n}; use method='pca' for so few")
+        if method == "tsne" and k != 2:
+            raise InputError(f"t-SNE here makes 2-D maps; use n_components=2 (got {k}) or method='pca'")
+        reduced = feats
+        if pca_dims is not None and d > pca_dims and n > pca_dims:
+            reduced = pca(feats, int(pca_dims), seed=seed, n_iter=1).coords
+            record.update(pca_dims=int(pca_dims))
+        else:
+            record.update(pca_dims=None)
+        if method == "tsne":
+            perp = _checked_perplexity(perplexity, n)
+            record.update(perplexity=perp, n_iter=int(n_iter), early_exaggeration_iter=int(early_exaggeration_iter),
+                          early_exaggeration=early_exaggeration, learning_rate=learning_rate, n_jobs=n_jobs,
+                          negative_gradient_method=negative_gradient_method, initialization="pca")
+            coords, details, cancelled = run_tsne(
+                reduced, perplexity=perp, n_iter=int(n_iter), early_exaggeration_iter=int(early_exaggeration_iter),
+                early_exaggeration=early_exaggeration, learning_rate=learning_rate, n_jobs=n_jobs, seed=seed,
+                callback=callback, callback_every=callback_every, cancel=cancel, neighbors=neighbors,
+                negative_gradient_method=negative_gradient_method, t0=t0)
+            record.update(details)
+        else:
+            if cancel is not None and cancel.is_set():
+                coords, cancelled = np.zeros((n, k), np.float32), True
+            else:
+                coords = _umap(reduced, k, seed, dict(umap_kwargs or {}))
+                record.update(umap_kwargs=dict(umap_kwargs or {}))
+                if callback is not None:
+                    callback(EmbeddingFrame(coords.copy(), 1, 1, "done", None, time.perf_counter() - t0))
+    record["embed_seconds"] = round(time.perf_counter() - t0, 4)
+
+    trust = None
+    if trustworthiness and not cancelled:
+        tt = time.perf_counter()
+        trust, points, neighbours = map_trustworthiness(feats, coords, 10, trustworthiness_points, seed)
+        record.update(trustworthiness_points=points, trustworthiness_neighbors=neighbours,
+                      trustworthiness_seconds=round(time.perf_counter() - tt, 4))
+    return Embedding(coords=np.ascontiguousarray(coords, dtype=np.float32), labels=lab, indices=idx, method=method,
+                     settings=record, trustworthiness=trust, cancelled=cancelled, explained_variance_ratio=explained,
+                     has_labels=has_labels)

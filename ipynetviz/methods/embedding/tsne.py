@@ -1,0 +1,173 @@
+"""t-SNE with openTSNE: exact neighbours on the device, PCA start, live frames and cancellation."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .pca import pca
+
+# Exact neighbours cost O(N^2 D); up to this many points on a CPU they beat Annoy's index build (measured
+# 5,000 x 50: ~0.5 s exact vs ~3.5 s Annoy on 2 cores). Above it, on a CPU, openTSNE's approximate index is used.
+EXACT_KNN_MAX_CPU = 20_000
+
+
+@dataclass(frozen=True)
+class EmbeddingFrame:
+    """One intermediate layout streamed while t-SNE optimises.
+
+    Attributes:
+        coords: (N, 2) float32 copy of the layout at this iteration.
+        iteration: iterations done so far (0 = the PCA start, before any gradient step).
+        total_iterations: iterations planned (early exaggeration + refinement).
+        phase: "init", "exaggeration" or "refine".
+        kl_divergence: the KL divergence at this iteration (None for the start).
+        elapsed: seconds since the embedding was asked for.
+    """
+
+    coords: np.ndarray
+    iteration: int
+    total_iterations: int
+    phase: str
+    kl_divergence: float | None
+    elapsed: float
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the planned iterations done, in [0, 1]."""
+        return self.iteration / max(self.total_iterations, 1)
+
+    def to_numpy(self) -> np.ndarray:
+        return self.coords
+
+
+def exact_knn(x: torch.Tensor, k: int, max_block_bytes: int = 64 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` nearest other rows (Euclidean), computed blockwise with torch on ``x``'s device.
+
+    Args:
+        x: (N, D) float tensor.
+        k: neighbours per point (< N).
+        max_block_bytes: memory for one block of the distance matrix.
+
+    Returns:
+        ``(indices, distances)``: (N, k) int64 and float64 numpy arrays, nearest first, self excluded.
+
+    Example:
+        >>> idx, dist = exact_knn(torch.tensor([[0.], [1.], [3.]]), 1)
+        >>> idx.ravel().tolist(), dist.ravel().tolist()
+        ([1, 0, 1], [1.0, 1.0, 2.0])
+    """
+    n = x.shape[0]
+    sq = (x * x).sum(1)
+    rows = max(1, min(n, max_block_bytes // (4 * n)))
+    idx_parts, dist_parts = [], []
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        d2 = torch.addmm(sq[start:stop, None] + sq[None, :], x[start:stop], x.T, alpha=-2.0)
+        d2[torch.arange(stop - start, device=x.device), torch.arange(start, stop, device=x.device)] = float("inf")
+        vals, idx = torch.topk(d2, k, dim=1, largest=False, sorted=True)
+        idx_parts.append(idx.cpu())
+        dist_parts.append(vals.clamp_min(0).sqrt().cpu())
+    return torch.cat(idx_parts).numpy().astype(np.int64), torch.cat(dist_parts).numpy().astype(np.float64)
+
+
+def _start_layout(x: torch.Tensor, seed: int) -> np.ndarray:
+    """PCA start scaled to std 1e-4 (openTSNE's convention); random when the data have no spread."""
+    coords = pca(x, 2, seed=seed).to_numpy().astype(np.float64) if x.shape[1] >= 2 else None
+    if coords is None or not np.isfinite(coords).all() or np.std(coords[:, 0]) < 1e-12:
+        coords = np.random.default_rng(seed).standard_normal((x.shape[0], 2))
+    return coords / np.std(coords[:, 0]) * 1e-4
+
+
+class _Stream:
+    """openTSNE callback: copies frames out, counts iterations across both phases, and checks cancel."""
+
+    def __init__(self, callback, cancel, every: int, total: int, t0: float):
+        self.callback, self.cancel, self.every, self.total, self.t0 = callback, cancel, every, total, t0
+        self.offset = 0
+        self.phase = "exaggeration"
+        self.last_iteration = 0
+
+    def emit(self, iteration: int, error: float | None, coords: np.ndarray, phase: str) -> None:
+        if self.callback is not None:
+            self.callback(EmbeddingFrame(coords=np.array(coords, dtype=np.float32), iteration=iteration,
+                                         total_iterations=self.total, phase=phase,
+                                         kl_divergence=None if error is None else float(error),
+                                         elapsed=time.perf_counter() - self.t0))
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and bool(self.cancel.is_set())
+
+    def __call__(self, iteration: int, error: float, embedding: np.ndarray) -> bool:
+        self.last_iteration = self.offset + iteration
+        if self.last_iteration >= self.total:
+            return False  # the final layout is emitted once optimisation has really finished
+        self.emit(self.last_iteration, error, embedding, self.phase)
+        return self.cancelled()  # True stops openTSNE with OptimizationInterrupt
+
+
+def run_tsne(x: torch.Tensor, *, perplexity: float, n_iter: int, early_exaggeration_iter: int,
+             early_exaggeration: float, learning_rate: Any, n_jobs: int, seed: int,
+             callback: Callable[[EmbeddingFrame], Any] | None, callback_every: int, cancel: Any,
+             neighbors: str, negative_gradient_method: str, t0: float) -> tuple[np.ndarray, dict, bool]:
+    """Optimise a 2-D t-SNE layout of ``x`` (already reduced); see ``embed_features`` for the arguments.
+
+    Returns:
+        ``(coords (N, 2) float32, details dict, cancelled)``.
+    """
+    from openTSNE import TSNEEmbedding
+    from openTSNE.affinity import PerplexityBasedNN
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+    from openTSNE.tsne import OptimizationInterrupt
+
+    n = x.shape[0]
+    total = early_exaggeration_iter + n_iter
+    stream = _Stream(callback, cancel, callback_every, total, t0)
+    init = _start_layout(x, seed)
+    stream.emit(0, None, init, "init")  # the first frame: shown while neighbours are found
+    details: dict = {}
+    if stream.cancelled():
+        return init.astype(np.float32), {"iterations": 0}, True
+
+    k = min(n - 1, int(3 * perplexity))
+    if neighbors == "auto":
+        neighbors = "exact" if (x.device.type != "cpu" or n <= EXACT_KNN_MAX_CPU) else "approx"
+    tk = time.perf_counter()
+    if neighbors == "exact":
+        idx, dist = exact_knn(x, k)
+        affinities = PerplexityBasedNN(knn_index=PrecomputedNeighbors(idx, dist), perplexity=perplexity,
+                                       n_jobs=n_jobs)
+    else:
+        affinities = PerplexityBasedNN(x.cpu().numpy().astype(np.float64), perplexity=perplexity,
+                                       method=neighbors, n_jobs=n_jobs, random_state=seed)
+    details["neighbors"] = f"{neighbors} (k={k}, on {x.device.type if neighbors == 'exact' else 'cpu'})"
+    details["affinity_seconds"] = round(time.perf_counter() - tk, 4)
+    if stream.cancelled():
+        return init.astype(np.float32), {**details, "iterations": 0}, True
+
+    use_callbacks = callback is not None or cancel is not None
+    embedding = TSNEEmbedding(init, affinities, learning_rate=learning_rate, n_jobs=n_jobs, random_state=seed,
+                              negative_gradient_method=negative_gradient_method,
+                              callbacks=[stream] if use_callbacks else None,
+                              callbacks_every_iters=max(1, int(callback_every)))
+    cancelled = False
+    try:
+        if early_exaggeration_iter > 0:
+            embedding.optimize(n_iter=early_exaggeration_iter, exaggeration=early_exaggeration, momentum=0.5,
+                               inplace=True, propagate_exception=True)
+        stream.offset, stream.phase = early_exaggeration_iter, "refine"
+        if stream.cancelled():
+            raise OptimizationInterrupt(error=None, final_embedding=embedding)
+        if n_iter > 0:
+            embedding.optimize(n_iter=n_iter, exaggeration=1, momentum=0.8, inplace=True,
+                               propagate_exception=True)
+        details["iterations"] = total
+        details["kl_divergence"] = float(embedding.kl_divergence)
+        stream.emit(total, details["kl_divergence"], embedding, "done")
+    except OptimizationInterrupt:
+        cancelled = True
+        details["iterations"] = stream.last_iteration
+    return np.asarray(embedding, dtype=np.float32).copy(), details, cancelled
