@@ -1,0 +1,251 @@
+"""Receptive-field rules per torch op (conv, pooling, padding, resampling, slicing, layout), keyed by op name.
+
+A rule gets ``(func, args, kwargs, t, g, out)`` for an op whose first argument is the traced map ``t`` with
+geometry ``g``, and returns ``(step_h, step_w, out_dims)`` or None to leave the op to the generic rule.
+Names match ``torch.conv2d``, ``F.conv2d`` and tensor methods alike.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from ._rf_trace import BROADCAST, IDENTITY, Geo, Step, _step, _whole, spans
+
+LAST_TWO = (-2, -1)
+REDUCTIONS = {"mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp", "norm", "prod", "median",
+              "nanmean", "nansum", "nanmedian", "mode", "all", "any", "argmax", "argmin", "count_nonzero",
+              "std_mean", "var_mean", "aminmax"}
+# same-shape ops that mix units along a dim: (which argument names that dim, its position, default, bbox exact)
+MIXING = {"softmax": ("dim", 1, None, True), "log_softmax": ("dim", 1, None, True), "softmin": ("dim", 1, None, True),
+          "sort": ("dim", 1, -1, True), "argsort": ("dim", 1, -1, True), "msort": (None, None, 0, True),
+          "cumsum": ("dim", 1, None, False), "cumprod": ("dim", 1, None, False), "cummax": ("dim", 1, None, False),
+          "cummin": ("dim", 1, None, False), "logcumsumexp": ("dim", 1, None, False),
+          "flip": ("dims", 1, None, False), "fliplr": (None, None, 1, False), "flipud": (None, None, 0, False),
+          "roll": ("dims", 2, "all", False), "rot90": ("dims", 2, (0, 1), False)}
+
+
+def _pair(v) -> tuple:
+    if isinstance(v, (list, tuple, torch.Size)):
+        return (v[0], v[0]) if len(v) == 1 else (v[-2], v[-1])
+    return v, v
+
+
+def _bind(args, kwargs, names: str, **defaults) -> dict:
+    bound = dict(defaults)
+    bound.update(zip(names.split(), args))
+    bound.update(kwargs)
+    return bound
+
+
+def _window(k: int, s: int, p: int, d: int = 1) -> Step:
+    return _step(s, -p, -p + d * (k - 1), gap=d)
+
+
+def _pool_steps(g: Geo, kernel, stride, padding, dilation=1) -> tuple | None:
+    if g.dims != LAST_TWO:
+        return None
+    k, s = _pair(kernel), _pair(stride if stride not in (None, [], ()) else kernel)
+    p, d = _pair(padding), _pair(dilation)
+    return _window(k[0], s[0], p[0], d[0]), _window(k[1], s[1], p[1], d[1]), LAST_TWO
+
+
+def conv2d(func, args, kwargs, t, g, out):
+    b = _bind(args, kwargs, "input weight bias stride padding dilation groups", stride=1, padding=0, dilation=1)
+    k, d, p = tuple(b["weight"].shape[-2:]), _pair(b["dilation"]), b["padding"]
+    if isinstance(p, str):  # "same" pads d*(k-1) in all, the smaller half first, as ATen does
+        p = (0, 0) if p == "valid" else tuple(d[i] * (k[i] - 1) // 2 for i in range(2))
+    return _pool_steps(g, k, b["stride"], p, d)
+
+
+def conv_transpose2d(func, args, kwargs, t, g, out):
+    b = _bind(args, kwargs, "input weight bias stride padding output_padding groups dilation",
+              stride=1, padding=0, dilation=1)
+    if g.dims != LAST_TWO:
+        return None
+    k, s, p, d = tuple(b["weight"].shape[-2:]), _pair(b["stride"]), _pair(b["padding"]), _pair(b["dilation"])
+    # output o = i*s - p + j*d: o reads inputs (o + p - d*(k-1))/s .. (o + p)/s; affine only when s == 1
+    steps = [_step(Fraction(1, s[i]), Fraction(p[i] - d[i] * (k[i] - 1), s[i]), Fraction(p[i], s[i]),
+                   exact=s[i] == 1) for i in range(2)]
+    return steps[0], steps[1], LAST_TWO
+
+
+def max_pool2d(func, args, kwargs, t, g, out):
+    b = _bind(args, kwargs, "input kernel_size stride padding dilation", stride=None, padding=0, dilation=1)
+    return _pool_steps(g, b["kernel_size"], b["stride"], b["padding"], b["dilation"])
+
+
+def avg_pool2d(func, args, kwargs, t, g, out):
+    b = _bind(args, kwargs, "input kernel_size stride padding", stride=None, padding=0)
+    return _pool_steps(g, b["kernel_size"], b["stride"], b["padding"])
+
+
+def lp_pool2d(func, args, kwargs, t, g, out):
+    b = _bind(args, kwargs, "input norm_type kernel_size stride", stride=None)
+    return _pool_steps(g, b["kernel_size"], b["stride"], 0)
+
+
+def _adaptive_step(n_in: int, n_out: int) -> Step:
+    if n_out == 1:
+        return _whole(n_in)
+    if n_in % n_out == 0:
+        k = n_in // n_out
+        return _step(k, 0, k - 1)
+
+    def bins(units, n):  # PyTorch's bins: floor(i*n_in/n_out) .. ceil((i+1)*n_in/n_out) - 1
+        return spans(units * n_in // n_out, -(-(units + 1) * n_in // n_out) - 1)
+    # affine bound: floor(x/m) >= (x - m + 1)/m, ceil(x/m) <= (x + m - 1)/m
+    return _step(Fraction(n_in, n_out), Fraction(1 - n_out, n_out), Fraction(n_in - 1, n_out), False, bins)
+
+
+def adaptive_pool2d(func, args, kwargs, t, g, out):
+    if g.dims != LAST_TWO:
+        return None
+    (h_in, w_in), (h_out, w_out) = g.node.shape, tuple(out.shape[-2:])
+    return _adaptive_step(h_in, h_out), _adaptive_step(w_in, w_out), LAST_TWO
+
+
+def _resample_step(n_in: int, n_out: int, scale, mode: str, align_corners: bool, antialias: bool) -> Step:
+    if mode == "area":
+        return _adaptive_step(n_in, n_out)
+    s = Fraction(n_in, n_out) if scale is None else 1 / Fraction(scale).limit_denominator(1 << 20)
+    if align_corners and mode != "nearest" and mode != "nearest-exact":
+        a, c0 = (Fraction(n_in - 1, n_out - 1) if n_out > 1 else Fraction(0)), Fraction(0)
+    else:
+        a, c0 = s, s / 2 - Fraction(1, 2)
+    # unit o reads input taps near the source coordinate c = a*o + c0; radius r covers the kernel's taps plus
+    # PyTorch's clamping and float rounding, so the field is a superset
+    wide = max(s, 1) if antialias else 1
+    r = max(s, 1) / 2 + 1 if mode in ("nearest", "nearest-exact") else (3 if mode == "bicubic" else 2) * wide
+    a_, lo_, hi_ = float(a), float(c0 - r), float(c0 + r)
+    return _step(a, c0 - r - 1, c0 + r + 1, False,
+                 lambda units, n: spans(np.floor(a_ * units + lo_), np.ceil(a_ * units + hi_)))
+
+
+def interpolate(func, args, kwargs, t, g, out):
+    b = _bind(args, kwargs, "input size scale_factor mode align_corners recompute_scale_factor antialias",
+              scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None, antialias=False)
+    if func.__name__ == "upsample_bilinear":
+        b["mode"], b["align_corners"] = "bilinear", True
+    if g.dims != LAST_TWO:
+        return None
+    scales = _pair(b["scale_factor"]) if b["scale_factor"] is not None and not b["recompute_scale_factor"] \
+        else (None, None)
+    steps = [_resample_step(g.node.shape[i], int(out.shape[i - 2]), scales[i], b["mode"], bool(b["align_corners"]),
+                            bool(b["antialias"])) for i in range(2)]
+    return steps[0], steps[1], LAST_TWO
+
+
+def _pad_index(left: int, n: int, mode: str):
+    def index(units, n_parent):
+        j = units - left
+        if mode == "reflect":
+            return np.where(j < 0, -j, np.where(j > n - 1, 2 * (n - 1) - j, j))
+        if mode == "replicate":
+            return np.clip(j, 0, n - 1)
+        return j % n  # circular
+    return index
+
+
+def pad(func, args, kwargs, t, g, out):
+    b = _bind(args, kwargs, "input pad mode value", mode="constant")
+    widths = list(b["pad"])
+    mode = "constant" if func.__name__ == "constant_pad_nd" else b["mode"]
+    steps = []
+    for axis, d in enumerate(g.dims):
+        k = -d - 1
+        left = int(widths[2 * k]) if 2 * k < len(widths) else 0
+        n = g.node.shape[axis]
+        if mode == "constant" or left == 0 and (2 * k + 1 >= len(widths) or widths[2 * k + 1] == 0):
+            steps.append(_step(1, -left, -left))
+        elif mode in ("reflect", "replicate"):
+            steps.append(_step(1, -left, -left, True, _pad_index(left, n, mode)))
+        else:
+            steps.append(_step(0, 0, n - 1, False, _pad_index(left, n, mode)))
+    return steps[0], steps[1], g.dims
+
+
+def getitem(func, args, kwargs, t, g, out):
+    index = args[1] if isinstance(args[1], tuple) else (args[1],)
+    if not all(i is None or i is Ellipsis or isinstance(i, slice) or type(i) is int for i in index):
+        return None  # advanced indexing: left to the generic rule
+    used = sum(1 for i in index if i is not None and i is not Ellipsis)
+    if Ellipsis in index:
+        e = index.index(Ellipsis)
+        index = index[:e] + (slice(None),) * (t.ndim - used) + index[e + 1:]
+    index = tuple(index) + (slice(None),) * (t.ndim - used)
+    kept, dim_in, dim_out = {}, 0, 0
+    for i in index:
+        if i is None:
+            dim_out += 1
+            continue
+        if isinstance(i, slice):
+            start, _, step = i.indices(t.shape[dim_in])
+            kept[dim_in] = (dim_out, _step(step, start, start))
+            dim_out += 1
+        dim_in += 1
+    h, w = kept.get(t.ndim + g.dims[0]), kept.get(t.ndim + g.dims[1])
+    if h is None or w is None:
+        return None
+    return h[1], w[1], (h[0] - out.ndim, w[0] - out.ndim)
+
+
+def permute(func, args, kwargs, t, g, out):
+    # learn where each dim went by applying the same call to a meta tensor whose dims all differ in size
+    sizes = tuple(range(2, t.ndim + 2))
+    moved = list(func(torch.empty(sizes, device="meta"), *args[1:], **kwargs).shape)
+    if sorted(moved) != list(sizes):
+        return None
+    dims = tuple(moved.index(sizes[t.ndim + d]) - len(moved) for d in g.dims)
+    return IDENTITY, IDENTITY, dims
+
+
+RULES = {"conv2d": conv2d, "conv_transpose2d": conv_transpose2d, "max_pool2d": max_pool2d,
+         "max_pool2d_with_indices": max_pool2d, "avg_pool2d": avg_pool2d, "lp_pool2d": lp_pool2d,
+         "adaptive_avg_pool2d": adaptive_pool2d, "adaptive_max_pool2d": adaptive_pool2d,
+         "adaptive_max_pool2d_with_indices": adaptive_pool2d, "interpolate": interpolate, "upsample": interpolate,
+         "upsample_nearest": interpolate, "upsample_bilinear": interpolate, "pad": pad, "constant_pad_nd": pad,
+         "__getitem__": getitem, "permute": permute, "transpose": permute, "swapaxes": permute, "swapdims": permute,
+         "movedim": permute, "moveaxis": permute, "t": permute}
+
+
+def match(g: Geo, t: torch.Tensor, out: torch.Tensor) -> tuple | None:
+    """Steps for an op whose output keeps the (H, W) of ``g`` at the same dims, broadcasting size-1 axes."""
+    if out.ndim < max(t.ndim, -min(g.dims)):  # elementwise outputs have at least their inputs' dims
+        return None
+    steps = []
+    for d, n_in in zip(g.dims, g.node.shape):
+        n_out = out.shape[d]
+        if n_out == n_in:
+            steps.append(IDENTITY)
+        elif n_in == 1:
+            steps.append(BROADCAST)
+        else:
+            return None
+    return tuple(steps)
+
+
+def collapse(g: Geo, t: torch.Tensor, out: torch.Tensor) -> tuple | None:
+    """Steps for a keepdim reduction over spatial dims (``x.mean((2, 3), keepdim=True)``): one unit sees all."""
+    if out.ndim != t.ndim:
+        return None
+    steps = []
+    for d, n_in in zip(g.dims, g.node.shape):
+        steps.append(IDENTITY if out.shape[d] == n_in else _whole(n_in) if out.shape[d] == 1 else None)
+    return None if None in steps else tuple(steps)
+
+
+def mixing(name, args, kwargs, t, g, sh: Step, sw: Step) -> tuple[Step, Step]:
+    """Widen the steps of a same-shape op that mixes units along a spatial dim (softmax, cumsum, flip, roll)."""
+    if name not in MIXING and not name.startswith("fft_"):
+        return sh, sw
+    key, position, default, exact = MIXING.get(name, (None, None, "all", False))
+    dims = kwargs.get(key, args[position] if position is not None and len(args) > position else default) \
+        if key else default
+    if dims is None or isinstance(dims, str):
+        dims = range(t.ndim)
+    dims = {int(d) % t.ndim for d in (dims if isinstance(dims, (list, tuple, range)) else (dims,))}
+    steps = [_whole(n, exact) if (t.ndim + d) in dims else s for d, n, s in zip(g.dims, g.node.shape, (sh, sw))]
+    return steps[0], steps[1]
