@@ -1,0 +1,165 @@
+"""Adversarial and fooling images: FGSM (Goodfellow et al. 2015) and PGD (Madry et al. 2018).
+
+The perturbation lives in **pixel units** (images in [0, 1]), so ``eps=8/255`` means "at most 8 grey
+levels per channel" whatever mean/std normalisation the model uses: the attack works on pixels and maps
+them to model input with the inspector's transform, which divides by std. Untargeted attacks push the
+cross-entropy of the true (or predicted) class up; targeted ones ("fooling images") push the target
+class's cross-entropy down. One step with ``step_size = eps`` is FGSM; more steps are PGD, projected onto the
+L-infinity or L2 ball after every step and kept a valid image.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ipynetviz.engine import targets as _targets
+from ipynetviz.engine.errors import InputError
+
+from .loop import check_every, run_model
+from .results import AdversarialResult
+from .space import PixelSpace, SettingError, check_positive, check_steps, is_cancelled
+
+__all__ = ["adversarial"]
+
+
+def _flat_norm(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], -1).norm(dim=1).view(-1, 1, 1, 1)
+
+
+def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    return delta * (eps / _flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
+
+
+def adversarial(insp, image: Any, target: Any = None, eps: float = 8 / 255, steps: int = 10,
+                norm: str = "linf", step_size: float | None = None, labels: Any = None,
+                random_start: bool = False, callback: Callable | None = None, every: int = 1,
+                cancel: Any = None, seed: int = 0) -> AdversarialResult:
+    """Perturb images within an ``eps`` ball (pixel units) to change the network's decision.
+
+    Args:
+        insp: the inspector.
+        image: the images to attack, any form ``insp.prepare`` accepts.
+        target: None for an untargeted attack, else a class index or one per image (fooling images).
+        eps: perturbation budget in pixel units ([0, 1] per channel): the L-infinity bound (``8/255`` is 8 grey
+            levels) or the L2 norm over all pixels and channels.
+        steps: 1 is FGSM; more is PGD.
+        norm: ``"linf"`` (sign steps) or ``"l2"`` (normalised-gradient steps).
+        step_size: per step, in pixel units; default ``eps`` for FGSM and ``2.5 * eps / steps`` for PGD.
+        labels: true classes for untargeted attacks and accuracy; default the clean predictions.
+        random_start: start PGD from a uniform random point of the ball (seeded by ``seed``).
+        callback: called with a partial result every ``every`` steps.
+        cancel: an Event, Ticket or callable; a stopped attack returns its partial result.
+
+    Returns:
+        An :class:`AdversarialResult` with the perturbation size, the fooled flags and after how many steps.
+
+    Example:
+        >>> import torch
+        >>> from ipynetviz.engine import Inspector
+        >>> torch.manual_seed(0) and None
+        >>> m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
+        >>> insp = Inspector(m, input_size=(3, 4, 4), device="cpu")
+        >>> r = adversarial(insp, torch.rand(4, 3, 4, 4), target=2, eps=0.5, steps=20)
+        >>> bool(r.linf.max() <= 0.5 + 1e-6), r.fooled.tolist()
+        (True, [True, True, True, True])
+    """
+    steps = check_steps(steps)
+    eps = check_positive(eps, "eps")
+    every = check_every(every)
+    if norm not in ("linf", "l2"):
+        raise SettingError(f"norm must be 'linf' or 'l2', got {norm!r}")
+    step_size = (eps if steps == 1 else 2.5 * eps / steps) if step_size is None else \
+        check_positive(step_size, "step_size")
+    x0 = insp.prepare(image)
+    n = x0.shape[0]
+    space = PixelSpace(insp, channels=x0.shape[1])
+    p0 = space.clamp_(space.to_pixels(x0).clone())
+    k = insp.num_classes
+    if isinstance(target, np.ndarray):
+        target = target.tolist()
+    tgt = None if target is None else _targets.class_indices(_targets.Class(target), n, k).to(x0.device)
+    with insp.eval_guard(), torch.no_grad():
+        clean_logits = run_model(insp.model, space.to_model(p0)).reshape(n, -1)
+    clean_prob = clean_logits.softmax(1)
+    clean_pred = clean_prob.argmax(1)
+    if labels is None:
+        lab = clean_pred
+    else:
+        lab = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1).to(x0.device)
+        if lab.shape[0] != n:
+            raise InputError(f"{lab.shape[0]} labels for {n} images; give one label per image")
+        lab = _targets.class_indices(_targets.Class(tuple(lab.tolist())), n, k).to(x0.device)
+
+    def is_fooled(pred):
+        return pred == tgt if tgt is not None else pred != lab
+
+    delta = torch.zeros_like(p0)
+    if random_start:
+        g = torch.Generator().manual_seed(int(seed))
+        if norm == "linf":
+            delta = (torch.rand(p0.shape, generator=g) * 2 - 1).to(p0) * eps
+        else:
+            r = torch.randn(p0.shape, generator=g).to(p0)
+            u = torch.rand((n, 1, 1, 1), generator=g).to(p0)
+            delta = r / _flat_norm(r) * eps * u
+        delta = space.clamp_(p0 + delta) - p0
+    fooled_at = torch.full((n,), -1, dtype=torch.long, device=x0.device)
+    settings = {"method": "adversarial", "eps": eps, "steps": steps, "norm": norm, "step_size": step_size,
+                "targeted": tgt is not None, "random_start": bool(random_start), "seed": int(seed),
+                "attack": "FGSM" if steps == 1 else "PGD"}
+    state = {"done": 0, "interrupted": False, "logits": None}
+
+    def build(logits: torch.Tensor) -> AdversarialResult:
+        p = p0 + delta
+        x = space.to_model(p)
+        prob = logits.softmax(1)
+        pred = prob.argmax(1)
+        d = delta.detach()
+        return AdversarialResult(
+            input=x.detach().cpu(), images=space.to_uint8(x), perturbation=d.cpu(),
+            linf=d.abs().reshape(n, -1).amax(1).double().cpu().numpy(),
+            l2=d.reshape(n, -1).norm(dim=1).double().cpu().numpy(), labels=lab.cpu().numpy(),
+            target=None if tgt is None else tgt.cpu().numpy(), clean_pred=clean_pred.cpu().numpy(),
+            adv_pred=pred.cpu().numpy(), clean_prob=clean_prob.double().cpu().numpy(),
+            adv_prob=prob.double().cpu().numpy(), fooled=is_fooled(pred).cpu().numpy(),
+            fooled_at=fooled_at.cpu().numpy(), settings=dict(settings), interrupted=state["interrupted"],
+            steps_done=state["done"])
+
+    with insp.eval_guard(), torch.enable_grad():
+        try:
+            while True:
+                d = delta.detach().requires_grad_(True)
+                logits = run_model(insp.model, space.to_model(p0 + d)).reshape(n, -1)
+                state["logits"] = logits.detach()
+                if state["done"]:  # this forward shows the outcome of the previous step
+                    newly = is_fooled(logits.argmax(1)) & (fooled_at < 0)
+                    fooled_at[newly] = state["done"]
+                    if callback is not None and state["done"] % every == 0:
+                        callback(build(state["logits"]))
+                if state["done"] >= steps:
+                    break
+                if is_cancelled(cancel):
+                    state["interrupted"] = True
+                    break
+                if tgt is None:
+                    loss = F.cross_entropy(logits, lab, reduction="sum")
+                else:
+                    loss = -F.cross_entropy(logits, tgt, reduction="sum")
+                grad, = torch.autograd.grad(loss, d)
+                with torch.no_grad():
+                    if norm == "linf":
+                        stepped = delta + step_size * grad.sign()
+                    else:
+                        stepped = delta + step_size * grad / _flat_norm(grad).clamp_min(1e-12)
+                    delta = space.clamp_(p0 + _project(stepped, eps, norm)) - p0
+                state["done"] += 1
+        except KeyboardInterrupt:
+            state["interrupted"] = True
+            with torch.no_grad():
+                state["logits"] = run_model(insp.model, space.to_model(p0 + delta)).reshape(n, -1)
+    return build(state["logits"])

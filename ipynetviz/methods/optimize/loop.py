@@ -1,0 +1,138 @@
+"""The gradient-ascent loop shared by class/unit visualisation, inversion and style transfer.
+
+One run holds the eval guard and the capture hooks for its whole duration (not per step: registering
+hooks costs as much as a small layer), uses ``torch.autograd.grad`` so no gradient ever lands in a
+parameter's ``.grad``, and keeps what it has when it is cancelled or interrupted.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ipynetviz.engine.hooks import StopForward, first_tensor
+
+from .objectives import Context
+from .regularizers import ImageOp
+from .space import PixelSpace, SettingError, is_cancelled
+
+
+@dataclass
+class Progress:
+    """The state of a run: current pixels, per-step series (lists of (N,) tensors), steps done."""
+
+    pixels: torch.Tensor
+    history: dict = field(default_factory=dict)
+    steps_done: int = 0
+    interrupted: bool = False
+
+    def series(self, name: str) -> np.ndarray:
+        rows = self.history.get(name, [])
+        if not rows:
+            return np.zeros((0, self.pixels.shape[0]))
+        return torch.stack(rows).double().cpu().numpy()
+
+
+def check_every(every: Any) -> int:
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise SettingError(f"every must be a positive integer (steps between callbacks), got {every!r}")
+    return int(every)
+
+
+def run_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """The model's output, or None when a capture hook stopped the pass after the last needed layer."""
+    try:
+        return first_tensor(model(x))
+    except StopForward:
+        return None
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) on one tensor, in place; ``step(grad)`` *ascends* ``grad``.
+
+    Written out instead of ``torch.optim.Adam`` because that one's first use imports torch._dynamo (seconds)
+    and its per-step bookkeeping is a visible share of a small network's step.
+    """
+
+    def __init__(self, param: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.param, self.lr, self.betas, self.eps = param, lr, betas, eps
+        self.m = torch.zeros_like(param)
+        self.v = torch.zeros_like(param)
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, grad: torch.Tensor) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        self.m.mul_(b1).add_(grad, alpha=1 - b1)
+        self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = (self.v / (1 - b2 ** self.t)).sqrt_().add_(self.eps)
+        self.param.addcdiv_(self.m, denom, value=self.lr / (1 - b1 ** self.t))
+
+
+def ascend(insp, space: PixelSpace, pixels: torch.Tensor,
+           score_fn: Callable[[Context], tuple[torch.Tensor, dict]], *, layers: Sequence[str],
+           needs_logits: bool, steps: int, lr: float, ops: Sequence[ImageOp] = (),
+           on_step: Callable[[Progress], None] | None = None, every: int = 10, cancel: Any = None,
+           seed: int = 0) -> Progress:
+    """Maximise ``score_fn`` over pixels with Adam (step size ``lr`` in pixel units), clamped to [0, 1].
+
+    Args:
+        insp: the inspector.
+        space: pixel <-> model input mapping.
+        pixels: starting pixels (N, C, H, W) on ``insp.device``.
+        score_fn: ``ctx -> (scores (N,), extras {name: (N,)})``; scores are maximised per sample.
+        layers: layers ``score_fn`` reads from ``ctx.captured``.
+        needs_logits: False lets the forward pass stop after the last captured layer.
+        steps, lr: step count and Adam step size.
+        ops: picture regularizers (jitter before, blur/clipping after each step).
+        on_step: called with the progress after every ``every``-th step and after the last one.
+        cancel: an Event, executor Ticket or callable; checked before every step.
+        seed: seeds the jitter offsets.
+
+    Returns:
+        The :class:`Progress` (``interrupted`` when cancelled or on KeyboardInterrupt).
+    """
+    rng = random.Random(int(seed))
+    p = pixels.detach().clone().requires_grad_(True)
+    opt = Adam(p, lr)
+    progress = Progress(pixels=p.detach())
+    history: dict[str, list] = {"objective": []}
+    progress.history = history
+    stop_early = bool(layers) and not needs_logits
+    with insp.eval_guard(), torch.enable_grad(), \
+            insp.hooks(capture=list(layers), stop_after_capture=stop_early) as cache:
+        try:
+            while progress.steps_done < steps:
+                if is_cancelled(cancel):
+                    progress.interrupted = True
+                    break
+                shifted = p
+                for op in ops:
+                    shifted = op.shift(shifted, rng)
+                x = space.to_model(shifted)
+                cache.clear()
+                logits = run_model(insp.model, x)
+                scores, extras = score_fn(Context(x, shifted, logits, cache))
+                grad, = torch.autograd.grad(scores.sum(), p)
+                with torch.no_grad():
+                    opt.step(grad)
+                    for op in ops:
+                        op.apply_(p, grad, progress.steps_done, space)
+                    space.clamp_(p)
+                history["objective"].append(scores.detach())
+                for k, v in extras.items():
+                    history.setdefault(k, []).append(v.detach())
+                progress.steps_done += 1
+                if on_step is not None and (progress.steps_done % every == 0 or progress.steps_done == steps):
+                    progress.pixels = p.detach().clone()
+                    on_step(progress)
+        except KeyboardInterrupt:
+            progress.interrupted = True
+        finally:
+            cache.clear()
+    progress.pixels = p.detach().clone()
+    return progress

@@ -1,0 +1,318 @@
+"""Objectives to maximise, and differentiable penalties, that compose by arithmetic.
+
+An :class:`Objective` is a weighted sum of terms. Terms are the engine's targets (``Class(k)``: the logit of
+class k; ``Unit(layer, c)``: the mean of feature map c), :class:`LayerNorm` (Yosinski et al.'s "layer
+maximisation": the size of a whole layer's code) and the penalties :class:`L2` and :class:`TV`. Engine
+targets take part as they are, e.g. ``Class(3) - 1e-4 * L2()`` works because the right-hand side is an
+Objective; to start a sum with two engine targets write ``objective(Class(3)) + Unit("conv3", 5)``.
+
+Every term scores each sample of a batch separately, so a list of objectives is optimised as one batch:
+sample i follows objective i.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ipynetviz.engine import targets as _targets
+from ipynetviz.engine.errors import TargetError
+
+from .space import SettingError
+
+
+@dataclass
+class Context:
+    """What a term sees at one step: model input ``x``, ``pixels`` in [0, 1], ``logits``, captured layers."""
+
+    x: torch.Tensor
+    pixels: torch.Tensor
+    logits: torch.Tensor | None
+    captured: dict
+
+    def sample(self, i: int) -> "Context":
+        sl = slice(i, i + 1)
+        return Context(self.x[sl], self.pixels[sl], None if self.logits is None else self.logits[sl],
+                       {k: v[sl] for k, v in self.captured.items()})
+
+
+class Objective:
+    """A weighted sum of terms, maximised by the optimisers; supports ``+``, ``-``, scalar ``*`` and ``/``.
+
+    Example:
+        >>> from ipynetviz.engine import Class
+        >>> obj = Class(3) - 1e-4 * L2()
+        >>> obj
+        Objective(class 3 - 0.0001*L2)
+    """
+
+    def __init__(self, terms: Sequence[tuple[float, "Term"]] = ()):
+        self._terms = tuple((float(w), t) for w, t in terms)
+
+    @property
+    def terms(self) -> tuple[tuple[float, "Term"], ...]:
+        return self._terms
+
+    def __add__(self, other):
+        other = objective(other)
+        return Objective(self.terms + other.terms)
+
+    def __radd__(self, other):
+        if isinstance(other, (int, float)) and other == 0:  # sum([...]) starts from 0
+            return self
+        return objective(other) + self
+
+    def __sub__(self, other):
+        return self + (-objective(other))
+
+    def __rsub__(self, other):
+        return objective(other) + (-self)
+
+    def __neg__(self):
+        return Objective([(-w, t) for w, t in self.terms])
+
+    def __mul__(self, k):
+        if isinstance(k, bool) or not isinstance(k, (int, float)):
+            return NotImplemented
+        if not math.isfinite(k):
+            raise SettingError(f"an objective's weight must be finite, got {k}")
+        return Objective([(w * k, t) for w, t in self.terms])
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, k):
+        return self * (1.0 / k)
+
+    def describe(self) -> str:
+        parts = []
+        for i, (w, t) in enumerate(self.terms):
+            sign = "-" if w < 0 else ("+" if i else "")
+            weight = "" if abs(w) == 1 else f"{abs(w):g}*"
+            parts.append(f"{sign}{'' if not parts else ' '}{weight}{t.describe()}")
+        return " ".join(parts) if parts else "0"
+
+    def __repr__(self) -> str:
+        return f"Objective({self.describe()})"
+
+    def bind(self, insp, n: int) -> "BoundObjective":
+        """Validate every term for ``n`` samples against the inspector and return the scorer."""
+        if not self.terms:
+            raise SettingError("the objective is empty; give a target such as Class(3) or Unit('conv3', 5)")
+        bound = [(w, t.bind(insp, n)) for w, t in self.terms]
+        layers = tuple(dict.fromkeys(l for _, b in bound for l in b.layers))
+        return BoundObjective(lambda ctx: sum(w * b.score(ctx) for w, b in bound), layers,
+                              any(b.needs_logits for _, b in bound), self.describe())
+
+
+class Term(Objective):
+    """One scored quantity; an Objective with itself as its only term (weight 1)."""
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def terms(self):
+        return ((1.0, self),)
+
+    def describe(self) -> str:  # pragma: no cover - every term overrides
+        return type(self).__name__
+
+    def bind(self, insp, n: int) -> "BoundTerm":
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+
+@dataclass(frozen=True)
+class BoundTerm:
+    """A validated term: the layers it needs, whether it needs the logits, and ``score(ctx) -> (N,)``."""
+
+    score: Callable[[Context], torch.Tensor]
+    layers: tuple[str, ...] = ()
+    needs_logits: bool = False
+
+
+@dataclass(frozen=True)
+class BoundObjective(BoundTerm):
+    description: str = ""
+
+
+class TargetTerm(Term):
+    """An engine target (``Class`` / ``Unit``) as a term: the class logit or the unit's mean activation."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = _targets.as_target(target)
+
+    def describe(self) -> str:
+        t = self.target
+        if isinstance(t, _targets.Class):
+            return f"class {t.index}"
+        where = "" if t.y is None else f"@({t.y},{t.x})"
+        return f"{t.layer}[{t.channel}]{where}"
+
+    def bind(self, insp, n: int) -> BoundTerm:
+        spec = _targets.resolve(self.target, n, insp.num_classes, insp.layer_shape)
+
+        def score(ctx: Context) -> torch.Tensor:
+            return spec.score(ctx.logits, ctx.captured)
+        return BoundTerm(score, (spec.layer,) if spec.layer else (), spec.layer is None)
+
+
+class LayerNorm(Term):
+    """A whole layer's code size: the root mean square of its activations (Yosinski's layer maximisation).
+
+    RMS is the L2 norm divided by the square root of the layer's size, so values compare across layers.
+
+    Args:
+        layer: a name from ``insp.layers``.
+        channels: optional channels to restrict to (e.g. the units of one group).
+    """
+
+    def __init__(self, layer: str, channels: Sequence[int] | None = None):
+        super().__init__()
+        self.layer = layer
+        self.channels = None if channels is None else tuple(int(c) for c in channels)
+
+    def describe(self) -> str:
+        return f"norm({self.layer})"
+
+    def bind(self, insp, n: int) -> BoundTerm:
+        shape = insp.layer_shape(self.layer)  # raises LayerNotFoundError
+        if self.channels is not None and shape is not None:
+            bad = [c for c in self.channels if not 0 <= c < shape[0]]
+            if bad:
+                raise TargetError(f"layer {self.layer!r} has {shape[0]} channels; channels {bad} do not exist")
+        idx = self.channels
+
+        def score(ctx: Context) -> torch.Tensor:
+            a = ctx.captured[self.layer]
+            if idx is not None:
+                a = a[:, list(idx)]
+            return a.reshape(a.shape[0], -1).pow(2).mean(1).add(1e-12).sqrt()
+        return BoundTerm(score, (self.layer,), False)
+
+
+class L2(Term):
+    """Squared L2 norm of the model input, ``sum x**2`` (distance from the mean image; Simonyan et al. 2014).
+
+    Subtract it as a penalty: ``Class(3) - 1e-4 * L2()``, or pass ``regularizers=[1e-4 * L2()]``.
+
+    Args:
+        weight: multiplies the term (``L2(1e-4)`` is ``1e-4 * L2()``).
+    """
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__()
+        self.weight = float(weight)
+
+    @property
+    def terms(self):
+        return ((self.weight, self),)
+
+    def describe(self) -> str:
+        return "L2"
+
+    def bind(self, insp, n: int) -> BoundTerm:
+        return BoundTerm(lambda ctx: ctx.x.pow(2).reshape(ctx.x.shape[0], -1).sum(1))
+
+
+def tv_penalty(pixels: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
+    """Mahendran & Vedaldi's total variation ``sum ((dx^2 + dy^2) ** (beta / 2))`` per sample, on pixels."""
+    dx = pixels[..., :-1, 1:] - pixels[..., :-1, :-1]
+    dy = pixels[..., 1:, :-1] - pixels[..., :-1, :-1]
+    sq = dx.pow(2) + dy.pow(2)
+    v = sq if beta == 2.0 else (sq + 1e-8).pow(beta / 2.0)
+    return v.reshape(v.shape[0], -1).sum(1)
+
+
+class TV(Term):
+    """Total variation of the picture in pixel units (Mahendran & Vedaldi 2015), a smoothness penalty.
+
+    Args:
+        weight: multiplies the term (``TV(0.5)`` is ``0.5 * TV()``).
+        beta: exponent; 2 (the default) penalises squared gradients, 1 gives the classic edge-keeping TV.
+    """
+
+    def __init__(self, weight: float = 1.0, beta: float = 2.0):
+        super().__init__()
+        self.weight = float(weight)
+        self.beta = float(beta)
+        if not self.beta > 0:
+            raise SettingError(f"TV beta must be > 0, got {beta}")
+
+    @property
+    def terms(self):
+        return ((self.weight, self),)
+
+    def describe(self) -> str:
+        return "TV" if self.beta == 2.0 else f"TV(beta={self.beta:g})"
+
+    def bind(self, insp, n: int) -> BoundTerm:
+        return BoundTerm(lambda ctx: tv_penalty(ctx.pixels, self.beta))
+
+
+def objective(value: Any) -> Objective:
+    """Any objective-like value as an :class:`Objective`: an Objective, ``Class``/``Unit``, or a class index.
+
+    Example:
+        >>> from ipynetviz.engine import Class, Unit
+        >>> objective(Class(1)) + Unit("conv3", 2)
+        Objective(class 1 + conv3[2])
+    """
+    if isinstance(value, Objective):
+        return value
+    try:
+        return TargetTerm(value)
+    except TargetError:
+        raise TargetError(f"cannot optimise {value!r}: give Class(k), Unit(layer, c), LayerNorm(layer) "
+                          "or a sum of them") from None
+
+
+@dataclass(frozen=True)
+class BatchObjective:
+    """One objective per sample, bound: ``score(ctx)`` gives sample i objective i's value."""
+
+    scorers: tuple[BoundObjective, ...]
+    layers: tuple[str, ...]
+    needs_logits: bool
+    n: int
+    descriptions: tuple[str, ...] = field(default=())
+
+    def score(self, ctx: Context) -> torch.Tensor:
+        if len(self.scorers) == 1:
+            return self.scorers[0].score(ctx)
+        return torch.cat([s.score(ctx.sample(i)).reshape(1) for i, s in enumerate(self.scorers)])
+
+
+def bind_objectives(insp, objectives: Any, batch: int | None = None,
+                    penalties: Sequence[Objective] = ()) -> BatchObjective:
+    """Bind one objective (for ``batch`` samples) or a list (one per sample), minus ``penalties``."""
+    if isinstance(objectives, (list, tuple)) and not isinstance(objectives, _targets.Class):
+        objs = [objective(o) for o in objectives]
+        if not objs:
+            raise SettingError("the list of objectives is empty; give at least one")
+        if batch not in (None, len(objs)):
+            raise SettingError(f"batch={batch} but {len(objs)} objectives were given; leave batch out")
+        penalty = sum(penalties, Objective())
+        bound = [(o - penalty).bind(insp, 1) for o in objs]
+        n = len(objs)
+    else:
+        obj = objective(objectives) - sum(penalties, Objective())
+        n = batch
+        if n is None:
+            idx = [t.target.index for _, t in obj.terms if isinstance(t, TargetTerm)
+                   and isinstance(t.target, _targets.Class) and isinstance(t.target.index, tuple)]
+            n = len(idx[0]) if idx else 1
+        if isinstance(n, bool) or int(n) < 1:
+            raise SettingError(f"batch must be a positive integer, got {batch!r}")
+        bound = [obj.bind(insp, int(n))]
+    layers = tuple(dict.fromkeys(l for b in bound for l in b.layers))
+    n = int(n)
+    descriptions = tuple(b.description for b in bound)
+    if len(bound) == 1 and n > 1:
+        descriptions = descriptions * n
+    return BatchObjective(tuple(bound), layers, any(b.needs_logits for b in bound), n, descriptions)

@@ -1,0 +1,154 @@
+"""Where the optimised picture lives: pixel space, settings checks and interruption.
+
+Every optimiser in this package works on **pixels in [0, 1]** (the picture a person sees) and maps them to
+model input with the inspector's normalisation, ``x = (p - mean) / std``. Why this parameterisation and not a
+decorrelated Fourier one (Lucid): the teaching networks are small (32-64 px inputs), the lecture's
+regularizers (blur, jitter, pixel clipping, total variation) and the adversarial budget (eps = 8/255) are
+all defined on pixels, and the optimiser is Adam, whose per-coordinate step size ``lr`` is then in pixel
+units whatever the scale of the objective. Clamping to [0, 1] after every step keeps the picture a valid
+image. For the high-frequency patterns that plain pixel ascent produces, the regularizers are the cure the
+lecture teaches (Yosinski et al. 2015), so they stay visible as separate knobs instead of being baked into
+a parameterisation.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ipynetviz.engine.errors import InputError, IpynetvizError
+
+
+class SettingError(IpynetvizError):
+    """A step count, learning rate, budget or other optimisation setting out of range."""
+
+
+def check_steps(steps: Any, name: str = "steps") -> int:
+    """``steps`` as a positive int, or a :class:`SettingError` that names the fix."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or int(steps) < 1:
+        raise SettingError(f"{name} must be a positive integer, got {steps!r}; pass {name}=1 or more")
+    return int(steps)
+
+
+def check_positive(value: Any, name: str, allow_zero: bool = False) -> float:
+    """A finite float > 0 (or >= 0 with ``allow_zero``), or a :class:`SettingError`."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SettingError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        need = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise SettingError(f"{name} must be {need}, got {value!r}; e.g. {name}=0.05")
+    return v
+
+
+def is_cancelled(cancel: Any) -> bool:
+    """True when ``cancel`` (an Event, an executor Ticket, or a callable returning bool) asks to stop."""
+    if cancel is None:
+        return False
+    if hasattr(cancel, "superseded"):
+        return bool(cancel.superseded)
+    if hasattr(cancel, "is_set"):
+        return bool(cancel.is_set())
+    if callable(cancel):
+        return bool(cancel())
+    raise SettingError(f"cancel must be a threading.Event, an executor Ticket or a callable, got {type(cancel).__name__}")
+
+
+def _normalisation(transform: Any) -> tuple[Sequence[float], Sequence[float]] | None:
+    """(mean, std) of a Preprocess, a torchvision Normalize, or a Compose holding one; None if unknown."""
+    if transform is None:
+        return (0.0,), (1.0,)
+    mean, std = getattr(transform, "mean", None), getattr(transform, "std", None)
+    if mean is not None and std is not None:
+        return tuple(np.atleast_1d(np.asarray(mean, dtype=float))), tuple(np.atleast_1d(np.asarray(std, dtype=float)))
+    for t in getattr(transform, "transforms", ()) or ():
+        found = _normalisation(t) if t is not None else None
+        if found is not None and found != ((0.0,), (1.0,)):
+            return found
+    return None
+
+
+class PixelSpace:
+    """Maps pixels in [0, 1] to the inspector's model input and back, and model input to uint8 for display.
+
+    With an unknown transform the model input itself is optimised, unclamped (``bounded`` is False).
+
+    Args:
+        insp: the inspector (its ``transform``, ``device`` and channel count are used).
+        channels: channel count when the inspector cannot tell.
+
+    Example:
+        >>> from ipynetviz.engine import Inspector, Preprocess
+        >>> m = torch.nn.Conv2d(3, 2, 1)
+        >>> s = PixelSpace(Inspector(m, transform=Preprocess([0.5] * 3, [0.25] * 3), device="cpu"))
+        >>> s.to_model(torch.ones(1, 3, 1, 1)).flatten().tolist()
+        [2.0, 2.0, 2.0]
+    """
+
+    def __init__(self, insp, channels: int | None = None):
+        self.insp = insp
+        self.device = insp.device
+        c = channels or insp.expected_channels or 3
+        found = _normalisation(insp.transform)
+        self.bounded = found is not None
+        mean, std = found if found is not None else ((0.0,), (1.0,))
+        mean = list(mean) * c if len(mean) == 1 else list(mean)
+        std = list(std) * c if len(std) == 1 else list(std)
+        if len(mean) != c:
+            raise InputError(f"the transform normalises {len(mean)} channels but the model takes {c}")
+        p = next(insp.model.parameters(), None)
+        self.dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
+        self.mean = torch.tensor(mean, dtype=self.dtype, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=self.dtype, device=self.device).view(1, -1, 1, 1)
+
+    def to_model(self, pixels: torch.Tensor) -> torch.Tensor:
+        return (pixels - self.mean) / self.std
+
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+    def clamp_(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.bounded:
+            pixels.clamp_(0.0, 1.0)
+        return pixels
+
+    def neutral(self, shape: Sequence[int]) -> torch.Tensor:
+        """Pixels whose model input is zero: the data set's mean colour."""
+        return self.mean.expand(*shape).clone()
+
+    def to_uint8(self, x: torch.Tensor) -> np.ndarray:
+        """Model input -> uint8 (N, C, H, W) for display: the transform's ``invert`` when it has one."""
+        x = x.detach()
+        invert = getattr(self.insp.transform, "invert", None)
+        if callable(invert):
+            return invert(x).cpu().numpy()
+        if self.bounded:
+            return (self.to_pixels(x).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        lo = x.amin(dim=(1, 2, 3), keepdim=True)
+        hi = x.amax(dim=(1, 2, 3), keepdim=True)
+        return ((x - lo) / (hi - lo).clamp_min(1e-12) * 255).round().to(torch.uint8).cpu().numpy()
+
+    def initial(self, init: Any, n: int, size: Sequence[int] | None, seed: int) -> torch.Tensor:
+        """Starting pixels (n, C, H, W): ``"zeros"`` (model input 0, the mean colour), ``"noise"`` or images."""
+        if isinstance(init, str):
+            if init not in ("zeros", "noise"):
+                raise SettingError(f"init must be 'zeros', 'noise' or an image, got {init!r}")
+            if size is None:
+                raise SettingError("the inspector does not know the input size; create it with "
+                                   "Inspector(model, input_size=(C, H, W)) or pass init=<an image>")
+            shape = (n, self.mean.shape[1]) + tuple(size[-2:])
+            pixels = self.neutral(shape)
+            if init == "noise":
+                g = torch.Generator().manual_seed(int(seed))
+                noise = torch.randn(shape, generator=g, dtype=self.dtype).to(self.device)
+                pixels = pixels + 0.1 * (noise if self.bounded else noise * self.std)
+            return self.clamp_(pixels)
+        x = self.insp.prepare(init)
+        if x.shape[0] == 1 and n > 1:
+            x = x.expand(n, -1, -1, -1)
+        elif x.shape[0] != n:
+            raise InputError(f"init has {x.shape[0]} images for {n} objectives; pass one image or {n}")
+        return self.clamp_(self.to_pixels(x).clone())

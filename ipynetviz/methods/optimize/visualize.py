@@ -1,0 +1,83 @@
+"""Class and unit visualisation: the picture a class score, a unit or a layer responds to most.
+
+Simonyan et al. (2014) ascend a class score from the mean image with an L2 penalty; Yosinski et al. (2015)
+add blur, jitter and pixel clipping so the pictures look less like noise; Erhan et al. (2009) do the same
+for single units. Several objectives run as one batch, one picture each.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .loop import ascend, check_every
+from .objectives import bind_objectives
+from .regularizers import split_regularizers
+from .results import OptimizationResult
+from .space import PixelSpace, check_positive, check_steps
+
+__all__ = ["visualize"]
+
+
+def _result(space: PixelSpace, progress, settings: dict, descriptions) -> OptimizationResult:
+    x = space.to_model(progress.pixels)
+    return OptimizationResult(
+        input=x.cpu(), images=space.to_uint8(x), objective=progress.series("objective"),
+        terms={k: progress.series(k) for k in progress.history if k != "objective"}, settings=dict(settings),
+        interrupted=progress.interrupted, steps_done=progress.steps_done, descriptions=tuple(descriptions))
+
+
+def visualize(insp, objective: Any, steps: int = 128, lr: float = 0.05, regularizers: Any = None,
+              init: Any = "zeros", callback: Callable[[OptimizationResult], None] | None = None, every: int = 16,
+              cancel: Any = None, seed: int = 0, batch: int | None = None) -> OptimizationResult:
+    """Maximise an objective (a class, a unit, a layer's norm, or a sum) by gradient ascent on the picture.
+
+    Args:
+        insp: the :class:`~ipynetviz.engine.Inspector`.
+        objective: ``Class(k)``, ``Unit(layer, c)``, ``LayerNorm(layer)``, a composition such as
+            ``Class(3) - 1e-4 * L2()``, or a list of them, optimised together as one batch (picture i for
+            objective i).
+        steps: gradient steps (>= 1).
+        lr: Adam step size in pixel units (pixels are in [0, 1]); > 0.
+        regularizers: penalties subtracted from the objective (``1e-4 * L2()``, ``TV(0.05)``) and picture
+            operations (``Blur(0.5, every=4)``, ``Jitter(2)``, ``ClipNorm(10)``, ``ClipContribution(10)``).
+        init: ``"zeros"`` (the mean colour, model input 0), ``"noise"`` (mean plus Gaussian noise of 0.1), or
+            images in any form ``insp.prepare`` accepts (one, or one per picture).
+        callback: called with a partial result every ``every`` steps and at the end (for live previews).
+        every: steps between callbacks.
+        cancel: an Event, executor Ticket or callable; when it says stop, the partial result is returned
+            with ``interrupted=True`` (so is a KeyboardInterrupt).
+        seed: seeds the noise and the jitter.
+        batch: pictures for a single objective (e.g. several noise starts); defaults to 1, or to the length
+            of a ``Class`` index tuple.
+
+    Returns:
+        An :class:`OptimizationResult`; ``result.images`` are uint8 (N, C, H, W).
+
+    Example:
+        >>> import torch
+        >>> from ipynetviz.engine import Inspector, Class
+        >>> from ipynetviz.methods.optimize import L2
+        >>> torch.manual_seed(0) and None
+        >>> m = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+        ...                         torch.nn.Linear(4 * 6 * 6, 2))
+        >>> insp = Inspector(m, input_size=(3, 8, 8), device="cpu")
+        >>> r = visualize(insp, Class(1) - 1e-3 * L2(), steps=20, lr=0.1)
+        >>> r.images.shape, r.objective.shape, bool(r.objective[-1, 0] > r.objective[0, 0])
+        ((1, 3, 8, 8), (20, 1), True)
+    """
+    steps = check_steps(steps)
+    lr = check_positive(lr, "lr")
+    every = check_every(every)
+    penalties, ops = split_regularizers(regularizers)
+    bound = bind_objectives(insp, objective, batch, penalties)
+    space = PixelSpace(insp)
+    pixels = space.initial(init, bound.n, insp.input_size, seed)
+    settings = {"method": "visualize", "steps": steps, "lr": lr, "init": init if isinstance(init, str) else "image",
+                "regularizers": [repr(r) for r in (penalties + ops)], "seed": int(seed), "batch": bound.n,
+                "parameterisation": "pixels in [0, 1], Adam" if space.bounded else "model input, Adam"}
+
+    def score(ctx):
+        return bound.score(ctx), {}
+    on_step = None if callback is None else (lambda pr: callback(_result(space, pr, settings, bound.descriptions)))
+    progress = ascend(insp, space, pixels, score, layers=bound.layers, needs_logits=bound.needs_logits,
+                      steps=steps, lr=lr, ops=ops, on_step=on_step, every=every, cancel=cancel, seed=seed)
+    return _result(space, progress, settings, bound.descriptions)
