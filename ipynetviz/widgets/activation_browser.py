@@ -208,7 +208,8 @@ class ActivationBrowser(View):
         self.large.set_image(big)
         y, x = np.unravel_index(int(np.argmax(amap)), amap.shape)
         self.info.value = (f"<b>{html.escape(self.layer)}[{ch}]</b> on image {self.image_index}: max "
-                           f"{amap.max():.3g} at ({y}, {x}) of {amap.shape[0]}×{amap.shape[1]}, mean {amap.mean():.3g}")
+                           f"{amap.max():.3g} at ({y}, {x}) of {amap.shape[0]}×{amap.shape[1]}, "
+                           f"mean {amap.mean():.3g}")
         self._draw_patches()
 
     def _draw_patches(self) -> None:
