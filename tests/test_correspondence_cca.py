@@ -230,6 +230,24 @@ def test_dft_svcca_invariant_to_channel_mixing_and_aligns_sizes():
         dft_svcca(a.reshape(30, -1), a.reshape(30, -1))
 
 
+def test_dft_svcca_chunking_and_ridge():
+    a, b = conv_pair(n=40, ca=4, cb=3, seed=4)
+    whole = dft_svcca(a, b, keep=None)
+    np.testing.assert_allclose(dft_svcca(a, b, keep=None, batch_size=3).corr, whole.corr, atol=1e-10)
+    ridge = dft_svcca(a, b, keep=None, eps=0.5)
+    assert ridge.corr.size == whole.corr.size and np.all(ridge.corr <= whole.corr.max() + 1e-12)
+    assert ridge.mean < whole.mean
+    # per frequency, the ridge term is eps times that frequency's mean channel variance (definition, complex)
+    fa = torch.fft.fft2(a - a.mean(dim=(0, 2, 3), keepdim=True), norm="ortho").numpy()[:, :, 1, 2]
+    fb = torch.fft.fft2(b - b.mean(dim=(0, 2, 3), keepdim=True), norm="ortho").numpy()[:, :, 1, 2]
+    n = len(fa)
+    saa, sbb, sab = fa.conj().T @ fa / n, fb.conj().T @ fb / n, fa.conj().T @ fb / n
+    saa += 0.5 * np.trace(saa).real / 4 * np.eye(4)
+    sbb += 0.5 * np.trace(sbb).real / 3 * np.eye(3)
+    ev = np.linalg.eigvals(np.linalg.solve(saa, sab) @ np.linalg.solve(sbb, sab.conj().T)).real
+    np.testing.assert_allclose(ridge.per_frequency[1, 2], np.sqrt(np.sort(ev)[::-1][:3]), atol=1e-8)
+
+
 def test_data_path_threshold_does_not_change_results(monkeypatch):
     a, b = pair(seed=11)
     small = svcca(a, b, keep=0.95)

@@ -19,19 +19,18 @@ import torch
 from ipynetviz.engine.errors import InputError
 
 from ._inputs import (SpatialSizeError, UndefinedSimilarityError, accumulation_device, align_spatial, as_tensor,
-                      check_same_samples, spatial_shape)
+                      check_same_samples, row_chunks, spatial_shape)
 from .cca import CCAResult
 
 __all__ = ["dft_svcca"]
 
 
-def _per_frequency_bases(x: torch.Tensor):
-    """SVD of each frequency's (N, C) complex matrix: bases U (F, N, r), variances (F, r), ranks (F,)."""
-    n, c = x.shape[1], x.shape[2]
-    u, s, _ = torch.linalg.svd(x, full_matrices=False)
-    tol = s[:, :1] * max(n, c) * torch.finfo(s.dtype).eps
-    rank = ((s > tol) & (s > 0)).sum(1)
-    return u, s.square() / n, rank
+def _per_frequency_spectra(cov: torch.Tensor):
+    """Eigendecomposition of each frequency's (C, C) Hermitian covariance, largest first, with ranks."""
+    lam, vec = torch.linalg.eigh(cov)
+    lam, vec = lam.flip(-1), vec.flip(-1)
+    rank = ((lam > lam[:, :1] * 1e-11) & (lam > 0)).sum(1)
+    return vec, lam.clamp(min=0.0), rank
 
 
 def _kept_per_frequency(var: torch.Tensor, rank: torch.Tensor, keep) -> torch.Tensor:
@@ -53,24 +52,39 @@ def _kept_per_frequency(var: torch.Tensor, rank: torch.Tensor, keep) -> torch.Te
     return torch.minimum(k.clamp(max=r), rank)
 
 
-def _spectrum(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) real -> (H*W, N, C) complex: each channel centred, then the orthonormal 2-D DFT."""
-    x = x - x.mean(dim=(0, 2, 3), keepdim=True)
-    f = torch.fft.fft2(x, norm="ortho")
-    return f.permute(2, 3, 0, 1).reshape(-1, x.shape[0], x.shape[1])
+def _frequency_covariances(a: torch.Tensor, b: torch.Tensor, dev: torch.device, batch_size: int | None):
+    """Per-frequency covariances (F, Ca, Ca), (F, Cb, Cb), (F, Ca, Cb) of the orthonormal 2-D DFT.
+
+    Each channel is centred by its mean over images and positions; the DFT of a chunk of images is
+    formed at a time, so memory holds one chunk's spectrum plus O(F·(Ca + Cb)^2).
+    """
+    n, (h, w) = a.shape[0], spatial_shape(a)
+    mu_a = a.to(dev).mean(dim=(0, 2, 3), dtype=torch.float64)[:, None, None]
+    mu_b = b.to(dev).mean(dim=(0, 2, 3), dtype=torch.float64)[:, None, None]
+    sums = None
+    for rows in row_chunks(n, (a.shape[1] + b.shape[1]) * h * w * 2, batch_size):
+        fa = torch.fft.fft2(a[rows].to(dev, torch.float64) - mu_a, norm="ortho")
+        fb = torch.fft.fft2(b[rows].to(dev, torch.float64) - mu_b, norm="ortho")
+        fa = fa.permute(2, 3, 0, 1).reshape(h * w, -1, a.shape[1])
+        fb = fb.permute(2, 3, 0, 1).reshape(h * w, -1, b.shape[1])
+        part = (fa.mH @ fa, fb.mH @ fb, fa.mH @ fb)
+        sums = part if sums is None else tuple(s_ + p_ for s_, p_ in zip(sums, part))
+    return tuple(t / n for t in sums)
 
 
-def dft_svcca(acts_a, acts_b, keep=0.99, eps: float = 0.0, align: str | None = None) -> CCAResult:
+def dft_svcca(acts_a, acts_b, keep=0.99, eps: float = 0.0, align: str | None = None,
+              batch_size: int | None = None) -> CCAResult:
     """SVCCA between two conv layers, frequency by frequency after a 2-D DFT over positions.
 
     Args:
-        acts_a, acts_b: conv activations (N, Ca, H, W) and (N, Cb, H', W') for the same N images, held in
-            memory (the per-frequency bases take about 2x the complex spectrum).
+        acts_a, acts_b: conv activations (N, Ca, H, W) and (N, Cb, H', W') for the same N images, arrays
+            or tensors on any device.
         keep: SVD step per frequency: a fraction of that frequency's variance, a number of directions,
             or None for plain CCA per frequency.
         eps: ridge regulariser per frequency, in units of that frequency's mean channel variance.
         align: how to compare maps of different sizes: None raises, "resize" upsamples the smaller map
             bilinearly, "pool" average-pools the larger map (see :func:`align_spatial`).
+        batch_size: images whose spectrum is formed at once (default: ~256 MiB of complex values).
 
     Returns:
         A :class:`CCAResult` with method "dft_svcca": ``corr`` pools the correlations of all frequencies
@@ -101,10 +115,9 @@ def dft_svcca(acts_a, acts_b, keep=0.99, eps: float = 0.0, align: str | None = N
         raise InputError(f"eps must be >= 0, got {eps}")
     n, (h, w) = a.shape[0], spatial_shape(a)
     dev = accumulation_device(a)
-    fa = _spectrum(a.to(dev, torch.float64))
-    fb = _spectrum(b.to(dev, torch.float64))
-    ua, var_a, rank_a = _per_frequency_bases(fa)
-    ub, var_b, rank_b = _per_frequency_bases(fb)
+    saa, sbb, sab = _frequency_covariances(a, b, dev, batch_size)
+    va, var_a, rank_a = _per_frequency_spectra(saa)
+    vb, var_b, rank_b = _per_frequency_spectra(sbb)
     ka, kb = _kept_per_frequency(var_a, rank_a, keep), _kept_per_frequency(var_b, rank_b, keep)
     if int(ka.max()) == 0 or int(kb.max()) == 0:
         raise UndefinedSimilarityError("DFT-SVCCA is undefined: one layer has no varying channel on these inputs")
@@ -115,16 +128,16 @@ def dft_svcca(acts_a, acts_b, keep=0.99, eps: float = 0.0, align: str | None = N
             f"frequency is a CCA over channels with the images as samples, {a.shape[1]} and {b.shape[1]} "
             "channels). Use more images, keep fewer directions (keep=k), regularise with eps > 0, or use "
             "linear_cka")
-    cols_a = torch.arange(ua.shape[2], device=dev)[None, :] < ka[:, None]
-    cols_b = torch.arange(ub.shape[2], device=dev)[None, :] < kb[:, None]
-    ua = ua * cols_a[:, None, :]
-    ub = ub * cols_b[:, None, :]
-    m = ua.mH @ ub
-    if eps:
-        def shrink(var):
-            mean_var = var.sum(1, keepdim=True) / var.shape[1]
-            return (var / (var + eps * mean_var)).sqrt()
-        m = m * shrink(var_a)[:, :, None] * shrink(var_b)[:, None, :]
+
+    def whitening(var, k, ridge):
+        # 1/sqrt(variance) on the kept directions (with the ridge term), 0 on the dropped ones
+        kept = torch.arange(var.shape[1], device=dev)[None, :] < k[:, None]
+        mean_var = var.sum(1, keepdim=True) / var.shape[1]
+        safe = torch.where(kept, var, torch.ones_like(var))
+        return torch.where(kept, (safe + ridge * mean_var).rsqrt(), torch.zeros_like(var))
+
+    m = va.mH @ sab @ vb
+    m = m * whitening(var_a, ka, eps)[:, :, None].to(m.dtype) * whitening(var_b, kb, eps)[:, None, :].to(m.dtype)
     rho = torch.linalg.svdvals(m).clamp(0.0, 1.0)
     k_f = torch.minimum(ka, kb)
     valid = torch.arange(rho.shape[1], device=dev)[None, :] < k_f[:, None]
