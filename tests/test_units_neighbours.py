@@ -1,6 +1,8 @@
 """nearest_neighbours(): equals a brute-force NumPy search in feature space and in pixel space."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -98,3 +100,14 @@ def test_bad_input(setup):
     with pytest.raises(InputError, match="channels"):
         nearest_neighbours(insp, images, torch.zeros(1, 1, 20, 20), "relu2")
     assert hooks_left(insp.model) == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_equals_brute_force(setup):
+    insp, images, pixels, feats = setup
+    gpu = Inspector(copy.deepcopy(insp.model), transform=insp.transform, input_size=(3, 20, 20), device="cuda")
+    res = nearest_neighbours(gpu, images, [12, 40], "relu2", k=5, batch_size=8)
+    for r, qi in enumerate([12, 40]):
+        (ref_i, ref_d), = brute_force(feats[[qi]], feats, 5, skip=[qi])
+        assert res.feature_indices[r].tolist() == ref_i.tolist()
+        np.testing.assert_allclose(res.feature_distances[r], ref_d, rtol=1e-4, atol=1e-3)

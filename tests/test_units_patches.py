@@ -226,3 +226,15 @@ def test_progress_callback_reports_and_can_interrupt(insp, images):
         top_patches(insp, images, "conv2", batch_size=10, progress=progress)
     assert seen == [(10, 37), (20, 37)]
     assert hooks_left(insp.model) == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_scan_equals_cpu_scan(model, images):
+    cpu = top_patches(Inspector(model, input_size=(3, 24, 24), device="cpu"), images, "relu2", k=5)
+    gpu_insp = Inspector(small_cnn(seed=3), input_size=(3, 24, 24), device="cuda")
+    gpu_insp.model.load_state_dict(model.state_dict())
+    gpu = top_patches(gpu_insp, images, "relu2", k=5, batch_size=16)
+    assert gpu.image_indices.tolist() == cpu.image_indices.tolist()
+    assert gpu.positions.tolist() == cpu.positions.tolist()
+    np.testing.assert_allclose(gpu.scores, cpu.scores, rtol=1e-4, atol=1e-4)
+    assert np.array_equal(gpu.crops(3), cpu.crops(3)) and hooks_left(gpu_insp.model) == []
