@@ -13,8 +13,8 @@ Example:
 from ipynetviz.zoo.data import digits, digits_classes, photos, shapes, shapes_classes
 from ipynetviz.zoo.load import available, load, load_teaching_model, metrics, shipped_seeds, weights_path
 from ipynetviz.zoo.models import ModelSpec, digits_cnn, shapes_cnn
-from ipynetviz.zoo.quality import dead_units, filter_smoothness
+from ipynetviz.zoo.quality import Evaluation, dead_units, evaluate, filter_smoothness
 
-__all__ = ["available", "dead_units", "digits", "digits_classes", "digits_cnn", "filter_smoothness", "load",
+__all__ = ["available", "dead_units", "digits", "digits_classes", "digits_cnn", "evaluate", "Evaluation", "filter_smoothness", "load",
            "load_teaching_model", "metrics", "ModelSpec", "photos", "shapes", "shapes_classes", "shapes_cnn",
            "shipped_seeds", "weights_path"]

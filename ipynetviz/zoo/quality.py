@@ -1,6 +1,8 @@
 """Measures of whether a teaching net looks like a real one: smooth first-layer filters, live units."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
@@ -47,17 +49,48 @@ def conv_layers(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """Accuracy and unit activity of a network on a test set, from one pass.
+
+    Attributes:
+        accuracy: share of images whose top logit is the label (None when no labels were given).
+        max_activation: per conv layer, each channel's largest output over all images and positions.
+    """
+
+    accuracy: float | None
+    max_activation: dict[str, torch.Tensor]
+
+    @property
+    def dead_units(self) -> dict[str, int]:
+        """Per conv layer, how many channels are never positive (their ReLU never fires)."""
+        return {n: int((m <= 0).sum()) for n, m in self.max_activation.items()}
+
+    @property
+    def units(self) -> dict[str, int]:
+        """Channels per conv layer."""
+        return {n: len(m) for n, m in self.max_activation.items()}
+
+
 @torch.no_grad()
-def max_activation(model: nn.Module, inputs: torch.Tensor, batch_size: int = 500) -> dict[str, torch.Tensor]:
-    """Per conv layer, each channel's largest output over all images and positions.
+def evaluate(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | None = None,
+             batch_size: int = 500) -> Evaluation:
+    """Run ``inputs`` through ``model`` once, keeping the accuracy and each conv channel's maximum.
 
     Args:
-        model: the network (run in eval mode; the caller's mode is restored).
+        model: the network (run in eval mode; the caller's mode is restored, hooks removed).
         inputs: model-ready float tensor (N, C, H, W), on the model's device.
+        labels: class indices (N,), or None.
         batch_size: images per forward pass.
 
     Returns:
-        ``{conv name: tensor (channels,)}`` on the CPU.
+        An :class:`Evaluation`.
+
+    Example:
+        >>> from ipynetviz.zoo.models import digits_cnn
+        >>> ev = evaluate(digits_cnn(), torch.zeros(4, 1, 32, 32), torch.zeros(4, dtype=torch.long))
+        >>> sorted(ev.dead_units)
+        ['conv1', 'conv2', 'conv3', 'conv4']
     """
     names = conv_layers(model)
     maxima: dict[str, torch.Tensor] = {}
@@ -71,15 +104,19 @@ def max_activation(model: nn.Module, inputs: torch.Tensor, batch_size: int = 500
     modules = dict(model.named_modules())
     handles = [modules[n].register_forward_hook(hook_for(n)) for n in names]
     was_training = model.training
+    correct = 0
     try:
         model.eval()
         for start in range(0, len(inputs), batch_size):
-            model(inputs[start:start + batch_size])
+            logits = model(inputs[start:start + batch_size])
+            if labels is not None:
+                correct += int((logits.argmax(1) == labels[start:start + batch_size].to(logits.device)).sum())
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
-    return {n: maxima[n].cpu() for n in names}
+    accuracy = correct / max(len(inputs), 1) if labels is not None else None
+    return Evaluation(accuracy, {n: maxima[n].cpu() for n in names})
 
 
 def dead_units(model: nn.Module, inputs: torch.Tensor, batch_size: int = 500) -> dict[str, int]:
@@ -93,4 +130,4 @@ def dead_units(model: nn.Module, inputs: torch.Tensor, batch_size: int = 500) ->
     Returns:
         ``{conv name: number of dead channels}``.
     """
-    return {n: int((m <= 0).sum()) for n, m in max_activation(model, inputs, batch_size).items()}
+    return evaluate(model, inputs, batch_size=batch_size).dead_units

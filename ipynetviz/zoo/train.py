@@ -22,7 +22,7 @@ from torch import nn
 from ipynetviz.zoo import data
 from ipynetviz.zoo.models import BUILDERS, SPECS
 from ipynetviz.zoo.pictures import save_filter_grid
-from ipynetviz.zoo.quality import dead_units, filter_smoothness
+from ipynetviz.zoo.quality import evaluate, filter_smoothness
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 _REPO_DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -40,7 +40,7 @@ class TrainConfig:
         lr: peak learning rate (linear warm-up over ``warmup_epochs``, then cosine to 0).
         weight_decay_conv1: AdamW decay of conv1's weights (strong: smooth filters).
         weight_decay: AdamW decay of the other weights (biases are never decayed).
-        n_train: training images (shapes only; digits uses its whole train split).
+        n_train: training images (digits: at most its 1,347-image train split).
         n_test: fresh test images for the reported metrics (shapes only).
         symmetries: random flips and transposes of every batch (only where they keep the label).
         max_shift: random translation of every batch by up to this many pixels (zero fill).
@@ -85,13 +85,24 @@ def load_split(config: TrainConfig, split: str) -> tuple[np.ndarray, np.ndarray]
     if dataset == "shapes":
         n = config.n_train if split == "train" else config.n_test
         return data.shapes(n, split=split, size=SPECS[config.name].input_size[-1], seed=config.data_seed)
-    return data.digits(split=split, seed=config.data_seed)
+    images, labels = data.digits(split=split, seed=config.data_seed)
+    return (images[:config.n_train], labels[:config.n_train]) if split == "train" else (images, labels)
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images (N, C, H, W), in [0, 1] units."""
-    x = images.astype(np.float64) / 255.0
-    return x.mean(axis=(0, 2, 3)).tolist(), x.std(axis=(0, 2, 3)).tolist()
+    """Per-channel mean and std of uint8 images (N, C, H, W), in [0, 1] units.
+
+    Computed exactly from each channel's 256-bin histogram: no float copy of the data set.
+    """
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    means, stds = [], []
+    for c in range(images.shape[1]):
+        counts = np.bincount(np.ascontiguousarray(images[:, c]).ravel(), minlength=256).astype(np.float64)
+        p = counts / counts.sum()
+        mean = float(p @ levels)
+        means.append(mean)
+        stds.append(float(np.sqrt(p @ (levels - mean) ** 2)))
+    return means, stds
 
 
 def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
@@ -134,19 +145,6 @@ def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     return [{"params": conv1, "weight_decay": config.weight_decay_conv1},
             {"params": decayed, "weight_decay": config.weight_decay},
             {"params": plain, "weight_decay": 0.0}]
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
-    """Share of ``inputs`` (model-ready floats) whose top logit is the label."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    for start in range(0, len(inputs), batch_size):
-        logits = model(inputs[start:start + batch_size])
-        correct += int((logits.argmax(1) == labels[start:start + batch_size]).sum())
-    model.train(was_training)
-    return correct / max(len(inputs), 1)
 
 
 def train(config: TrainConfig, device: str = "cpu", log=print) -> tuple[nn.Module, dict]:
@@ -208,14 +206,15 @@ def train(config: TrainConfig, device: str = "cpu", log=print) -> tuple[nn.Modul
 
     model.eval()
     x_eval = normalise(torch.from_numpy(x_test).to(dev), mean, std)
+    result = evaluate(model, x_eval, torch.from_numpy(y_test).to(dev))
     metrics = {
         "name": config.name,
         "seed": config.seed,
-        "test_accuracy": accuracy(model, x_eval, torch.from_numpy(y_test).to(dev)),
+        "test_accuracy": result.accuracy,
         "test_images": len(x_test),
         "conv1_smoothness": filter_smoothness(model.conv1.weight),
-        "dead_units": dead_units(model, x_eval),
-        "units": {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)},
+        "dead_units": result.dead_units,
+        "units": result.units,
         "mean": mean,
         "std": std,
         "class_names": data.shapes_classes if SPECS[config.name].dataset == "shapes" else data.digits_classes,
