@@ -76,9 +76,13 @@ class VoilaSession:
         self.page = None
         self.console: list[str] = []
 
-    def open(self, cells: list[str], wait_for: str = ".jupyter-widgets", timeout: float = 120.0):
-        nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    def open(self, cells: list[str] | pathlib.Path, wait_for: str = ".jupyter-widgets", timeout: float = 120.0):
+        """Serve ``cells`` (code strings) or an existing notebook file (copied, so nothing is written back)."""
+        if isinstance(cells, pathlib.Path):
+            nb = nbformat.read(cells, as_version=4)
+        else:
+            nb = nbformat.v4.new_notebook()
+            nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         path = self.tmp / f"{self.name}.ipynb"
         nbformat.write(nb, path)
