@@ -1,0 +1,312 @@
+"""Occlusion (Zeiler & Fergus 2014): slide a window over the image and watch the target score drop.
+
+Work is batched, and by default each batch goes through :mod:`.incremental` inference, which recomputes only
+the part of each feature map that the window can reach (exact; checked against the plain model first). A
+progressive mode scores a coarse grid first and hands it to ``callback`` so a live view can draw it at once.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...engine import targets as _targets
+from ...engine.errors import InputError, IpynetvizError, TargetError
+from ...engine.hooks import StopForward, first_tensor
+from ...engine.targets import Class, Unit
+from .incremental import build_runner, occlude
+from .results import OcclusionResult, display_images
+
+__all__ = ["occlusion", "OcclusionCancelled", "grid_positions", "fill_values"]
+
+FILLS = ("zero", "mean", "blur")
+
+
+class OcclusionCancelled(Exception):
+    """Raised when ``cancel`` asks an occlusion run to stop."""
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    v = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(v) != 2 or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in v):
+        raise InputError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
+    if min(v) < 1:
+        raise InputError(f"{name} must be at least 1 pixel, got {value!r}; use e.g. {name}=8")
+    return int(v[0]), int(v[1])
+
+
+def grid_positions(size: int, window: int, stride: int) -> np.ndarray:
+    """Window starts along one axis, as in Captum: 0, stride, ... until the image is covered.
+
+    Example:
+        >>> grid_positions(10, 4, 3).tolist()
+        [0, 3, 6]
+    """
+    count = int(np.ceil((size - window) / stride)) + 1
+    return np.arange(count, dtype=np.int64) * stride
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, int(round(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).view(1, 1, 1, -1).repeat(x.shape[1], 1, 1, 1)
+    pad = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    if pad < radius:  # tiny images: reflect padding cannot reach that far
+        y = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    else:
+        y = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    y = F.conv2d(y, k, groups=x.shape[1])
+    return F.conv2d(y, k.transpose(2, 3), groups=x.shape[1])
+
+
+def fill_values(insp, x: torch.Tensor, fill, window: tuple[int, int]) -> torch.Tensor:
+    """What the window shows at each pixel, (N, C, H, W) model input.
+
+    Args:
+        fill: "zero" (0 in model-input units: the data mean for normalised inputs), "mean" (each image's
+            per-channel mean), "blur" (a Gaussian blur of the image, sigma = window / 4), or a colour: one
+            number per channel in [0, 1], passed through the inspector's ``Preprocess`` normalisation when it
+            has one.
+    """
+    n, c = x.shape[:2]
+    if isinstance(fill, str):
+        if fill == "zero":
+            return torch.zeros_like(x)
+        if fill == "mean":
+            return x.mean((2, 3), keepdim=True).expand_as(x).contiguous()
+        if fill == "blur":
+            return _blur(x, max(1.0, min(window) / 4))
+        raise InputError(f"unknown fill {fill!r}; use one of {FILLS} or a colour such as (0.5, 0.5, 0.5)")
+    colour = torch.as_tensor(fill, dtype=x.dtype).flatten()
+    if colour.numel() == 1:
+        colour = colour.repeat(c)
+    if colour.numel() != c:
+        raise InputError(f"fill colour has {colour.numel()} values but the model input has {c} channels")
+    mean, std = getattr(insp.transform, "mean", None), getattr(insp.transform, "std", None)
+    if mean is not None and std is not None and len(mean) == c:
+        colour = (colour - torch.as_tensor(mean, dtype=x.dtype)) / torch.as_tensor(std, dtype=x.dtype)
+    return colour.to(x.device).view(1, c, 1, 1).expand_as(x).contiguous()
+
+
+def _check_cancel(cancel) -> None:
+    if cancel is None:
+        return
+    if hasattr(cancel, "check"):  # an engine Ticket raises Superseded itself
+        cancel.check()
+    elif hasattr(cancel, "is_set"):
+        if cancel.is_set():
+            raise OcclusionCancelled("occlusion cancelled")
+    elif cancel():
+        raise OcclusionCancelled("occlusion cancelled")
+
+
+def _resolve_targets(insp, x: torch.Tensor, target):
+    """Per-image targets: None -> predicted classes (uses one forward pass)."""
+    if target is None:
+        logits = insp.forward(x)
+        return Class(tuple(int(k) for k in logits.reshape(x.shape[0], -1).argmax(1).tolist()))
+    spec_target = _targets.as_target(target)
+    _targets.resolve(spec_target, x.shape[0], insp.num_classes, insp.layer_shape)
+    return spec_target
+
+
+class _Scorer:
+    """Target scores (and class probabilities) for batches of windows on one image."""
+
+    def __init__(self, insp, image: torch.Tensor, fill: torch.Tensor, target, incremental: bool, check_box):
+        self.insp, self.image, self.fill, self.target = insp, image, fill, target
+        self.unit = target if isinstance(target, Unit) else None
+        self.runner = None
+        self.stop_at = None
+        if incremental:
+            self.runner = build_runner(insp.model, image, check_boxes=check_box, fill=fill)
+            if self.runner is not None and self.unit is not None:
+                nodes = [n for n in self.runner.nodes if n.op == "call_module" and n.target == self.unit.layer]
+                self.stop_at = nodes[0] if nodes else None
+                if self.stop_at is None:
+                    self.runner = None
+
+    def _score(self, out: torch.Tensor | None, captured: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        spec = _targets.resolve(self.target, out.shape[0] if out is not None else captured[self.unit.layer].shape[0],
+                                None, lambda name: None)
+        s = spec.score(out, captured)
+        if self.unit is not None:
+            return s, None
+        probs = out.reshape(out.shape[0], -1).softmax(1)
+        return s, probs.gather(1, torch.as_tensor([[self.target.index]] * out.shape[0], device=out.device)).squeeze(1)
+
+    def baseline(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Score (and probability) of the unoccluded image."""
+        if self.runner is not None:
+            if self.unit is not None:
+                return self._score(None, {self.unit.layer: self.runner.base[self.stop_at]})
+            return self._score(first_tensor(self.runner.output), {})
+        return self(np.zeros((0, 4), dtype=np.int64), plain=self.image)
+
+    def __call__(self, boxes: np.ndarray, plain: torch.Tensor | None = None):
+        if self.runner is not None and plain is None:
+            if self.unit is not None:
+                act = self.runner.run(boxes, self.image, self.fill, stop_at=self.stop_at)
+                return self._score(None, {self.unit.layer: act})
+            return self._score(first_tensor(self.runner.run(boxes, self.image, self.fill)), {})
+        batch = occlude(self.image, self.fill, boxes) if plain is None else plain
+        if self.unit is None:
+            return self._score(first_tensor(self.insp.model(batch)), {})
+        with self.insp.hooks(capture=[self.unit.layer], stop_after_capture=True) as cache:
+            try:
+                self.insp.model(batch)
+            except StopForward:
+                pass
+            return self._score(None, dict(cache))
+
+
+def _boxes(ys: np.ndarray, xs: np.ndarray, window: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    y0, x0 = yy.ravel(), xx.ravel()
+    return np.stack([y0, np.minimum(y0 + window[0], size[0]), x0, np.minimum(x0 + window[1], size[1])], 1)
+
+
+def occlusion(insp, images, target=None, window=16, stride=8, fill="zero", batch_size: int | None = None,
+              progressive: bool = False, callback: Callable[[OcclusionResult], Any] | None = None,
+              cancel=None, incremental: bool = True, progress: Callable[[int, int], Any] | None = None
+              ) -> OcclusionResult:
+    """Score every position of an occluding window; see :class:`OcclusionResult` for what comes back.
+
+    Args:
+        insp: the :class:`~ipynetviz.engine.Inspector`.
+        images: one image or a batch (anything ``insp.prepare`` accepts).
+        target: ``Class(k)`` / int (logit of class k), ``Unit(layer, c[, y, x])``, or None for each image's
+            predicted class.
+        window: window side in pixels, or (height, width).
+        stride: step between windows, or (height, width). As in Captum, the last window may hang over the
+            border and is clipped.
+        fill: "zero", "mean", "blur" or a colour (see :func:`fill_values`).
+        batch_size: occluded images per forward pass (default 32).
+        progressive: first score the grid at twice the stride and hand that result (``complete=False``) to
+            ``callback``, then fill in the rest.
+        callback: called with each intermediate result and the final one.
+        cancel: an engine ``Ticket``, a ``threading.Event`` or a callable returning True to stop; checked between
+            batches (raises ``Superseded`` or :class:`OcclusionCancelled`).
+        incremental: use incremental inference when the model allows it (exact; False: plain batches).
+        progress: called as ``progress(done, total)`` after each batch.
+
+    Returns:
+        :class:`OcclusionResult`.
+
+    Example:
+        >>> from torch import nn
+        >>> from ipynetviz.engine import Inspector
+        >>> m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                   nn.Linear(4, 2))
+        >>> r = occlusion(Inspector(m, input_size=(3, 16, 16), device="cpu"), torch.rand(1, 3, 16, 16),
+        ...               target=1, window=8, stride=4)
+        >>> r.scores.shape, r.attribution().shape
+        (torch.Size([1, 3, 3]), (1, 16, 16))
+    """
+    x = insp.prepare(images)
+    n, _, H, W = x.shape
+    win = _pair(window, "window")
+    step = _pair(stride, "stride")
+    if win[0] > H or win[1] > W:
+        raise InputError(f"window {win[0]}x{win[1]} is larger than the {H}x{W} image; "
+                         f"use a window of at most {min(H, W)}")
+    bs = int(batch_size or 32)
+    if bs <= 0:
+        raise InputError(f"batch_size must be positive, got {batch_size}")
+    target = _resolve_targets(insp, x, target)
+    fills = fill_values(insp, x, fill, win)
+    fill_key = fill if isinstance(fill, str) else tuple(float(v) for v in torch.as_tensor(fill).flatten())
+    params = {"target": target, "window": win, "stride": step, "fill": fill_key, "incremental": bool(incremental)}
+
+    ran = []
+
+    def compute() -> OcclusionResult:
+        ran.append(True)
+        return _run(insp, x, fills, target, win, step, fill_key, bs, progressive, callback, cancel,
+                    incremental, progress)
+
+    result = insp.cached("attribution.occlusion", params, x, compute)
+    if callback is not None and not ran:  # served from the cache: the final result is all there is
+        callback(result)
+    return result
+
+
+def _image_target(target, i: int):
+    if isinstance(target, Class):
+        return Class(target.index[i] if isinstance(target.index, tuple) else target.index)
+    return target
+
+
+def _run(insp, x, fills, target, win, step, fill_key, bs, progressive, callback, cancel, incremental, progress):
+    n, _, H, W = x.shape
+    ys, xs = grid_positions(H, win[0], step[0]), grid_positions(W, win[1], step[1])
+    plans = []
+    if progressive:
+        coarse = (2 * step[0], 2 * step[1])
+        cys, cxs = grid_positions(H, win[0], coarse[0]), grid_positions(W, win[1], coarse[1])
+        if len(cys) * len(cxs) < len(ys) * len(xs) and len(cys) * len(cxs) > 1:
+            plans.append((coarse, cys, cxs))
+    plans.append((step, ys, xs))
+    total = n * sum(len(a) * len(b) for _, a, b in plans)
+    done = 0
+    seen: list[dict] = [{} for _ in range(n)]   # per image: (y0, x0) -> (score, probability)
+    base_scores, base_probs, used_incremental = [], [], True
+    unit = isinstance(target, Unit)
+    with insp.eval_guard(), torch.no_grad():
+        scorers = []
+        for i in range(n):
+            _check_cancel(cancel)
+            t = _image_target(target, i)
+            check = _boxes(ys[:1], xs[:1], win, (H, W))
+            scorer = _Scorer(insp, x[i:i + 1], fills[i:i + 1], t, incremental, check)
+            used_incremental &= scorer.runner is not None
+            s, p = scorer.baseline()
+            base_scores.append(s.cpu())
+            base_probs.append(None if p is None else p.cpu())
+            scorers.append(scorer)
+        for plan_index, (plan_step, pys, pxs) in enumerate(plans):
+            for i in range(n):
+                boxes = _boxes(pys, pxs, win, (H, W))
+                todo = np.array([b for b in boxes if (int(b[0]), int(b[2])) not in seen[i]]).reshape(-1, 4)
+                if scorers[i].runner is not None and len(todo):
+                    # batch windows of one alignment together: their changed rectangles have equal sizes
+                    a = scorers[i].runner.alignment
+                    todo = todo[np.lexsort((todo[:, 2], todo[:, 0], todo[:, 2] % a, todo[:, 0] % a))]
+                for start in range(0, len(todo), bs):
+                    _check_cancel(cancel)
+                    chunk = todo[start:start + bs]
+                    s, p = scorers[i](chunk)
+                    s = s.cpu().tolist()
+                    p = [None] * len(s) if p is None else p.cpu().tolist()
+                    for b, sv, pv in zip(chunk, s, p):
+                        seen[i][(int(b[0]), int(b[2]))] = (sv, pv)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+            result = _assemble(insp, x, fills, target, win, plan_step, pys, pxs, fill_key, seen, base_scores,
+                               base_probs, complete=plan_index == len(plans) - 1, incremental=used_incremental,
+                               unit=unit)
+            if callback is not None:
+                callback(result)
+    return result
+
+
+def _assemble(insp, x, fills, target, win, step, ys, xs, fill_key, seen, base_scores, base_probs, complete,
+              incremental, unit) -> OcclusionResult:
+    n = x.shape[0]
+    scores = torch.tensor([[[seen[i][(int(y), int(xx))][0] for xx in xs] for y in ys] for i in range(n)])
+    probs = None if unit else torch.tensor(
+        [[[seen[i][(int(y), int(xx))][1] for xx in xs] for y in ys] for i in range(n)])
+    classes = None
+    if isinstance(target, Class):
+        classes = target.index if isinstance(target.index, tuple) else (target.index,) * n
+    return OcclusionResult(
+        scores=scores.float(), probabilities=None if probs is None else probs.float(),
+        baseline_score=torch.cat(base_scores).float(),
+        baseline_probability=None if unit else torch.cat(base_probs).float(),
+        window=win, stride=step, image_size=tuple(x.shape[-2:]), fill=fill_key, target=_targets.describe(target),
+        target_classes=classes, inputs=x.detach().cpu(), fill_inputs=fills.detach().cpu(),
+        images=display_images(insp, x), complete=complete, incremental=incremental)
