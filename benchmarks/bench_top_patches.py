@@ -90,9 +90,9 @@ def main() -> None:
     print(f"model: {model_desc}\nimages: {n} x {tuple(images.shape[1:])} ({data_desc}); device {insp.device}, "
           f"{torch.get_num_threads()} threads, batch {bs}")
 
-    def to_input(batch):  # what the inspector does to uint8 images, without its checks
-        batch = batch.to(insp.device)
-        return insp.transform(batch) if insp.transform is not None else batch.float() / 255.0
+    def to_input(batch):  # what the inspector does to uint8 images (transform, then to the device), unchecked
+        x = insp.transform(batch) if insp.transform is not None else batch.float() / 255.0
+        return x.to(insp.device)
 
     figures = {"model": model_desc, "images": data_desc, "n_images": n, "batch_size": bs,
                "threads": torch.get_num_threads(), "k": 9, "layers": {}}

@@ -177,12 +177,14 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
                 flat = a.flatten(2)
                 # amax is about twice as fast as max-with-indices; the position is found afterwards, only for
                 # the few (image, channel) pairs that entered the top-k from this batch
+                # (looked up for every kept entry and used for the fresh ones: no data-dependent shapes, so
+                # nothing waits for the device)
                 running.update(flat.amax(dim=2).t(), torch.arange(sl.start, sl.stop, device=a.device) * positions)
-                rows, cols = (running.ids >= first).nonzero(as_tuple=True)
-                if len(rows):
-                    images = torch.div(running.ids[rows, cols] - first, positions, rounding_mode="floor")
-                    where = flat[images, rows].argmax(dim=1)  # the first maximum in row-major order
-                    running.ids[rows, cols] = (images + sl.start) * positions + where
+                ids = running.ids
+                local = torch.div(ids - first, positions, rounding_mode="floor").clamp_(0, flat.shape[0] - 1)
+                rows = torch.arange(ids.shape[0], device=a.device).unsqueeze(1).expand_as(ids)
+                where = flat[local, rows].argmax(dim=2)  # the first maximum in row-major order
+                running.ids = torch.where(ids >= first, (local + sl.start) * positions + where, ids)
             else:
                 flat = a.flatten(2).permute(1, 0, 2).reshape(a.shape[1], -1)
                 running.update(flat, torch.arange(first, first + flat.shape[1], device=a.device))
