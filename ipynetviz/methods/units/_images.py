@@ -77,14 +77,34 @@ def crop(image: np.ndarray, box, pad_value: int) -> np.ndarray:
     return out
 
 
-def input_pictures(insp, dataset, indices) -> np.ndarray:
+def input_pictures(insp, dataset, indices, input_shape: tuple | None = None) -> np.ndarray:
     """uint8 (U, C, H, W) pictures of data-set images at the model input's size (what the units saw).
 
     uint8 images of the input's size are used as given; otherwise (a resizing transform, float input) the
     model input is turned back by the transform's ``invert`` when it has one, else scaled per image.
+
+    Args:
+        insp: the inspector whose transform makes the model input.
+        dataset: anything :func:`ipynetviz.engine.as_imageset` accepts.
+        indices: the images wanted.
+        input_shape: (C, H, W) of the model input when already known (skips preparing the images).
+
+    Returns:
+        uint8 array (U, C, H, W).
+
+    Example:
+        >>> from torch import nn
+        >>> from ipynetviz.engine import Inspector
+        >>> insp = Inspector(nn.Sequential(nn.Conv2d(3, 2, 3)), input_size=(3, 8, 8), device="cpu")
+        >>> input_pictures(insp, np.zeros((4, 8, 8, 3), np.uint8), [2, 3]).shape
+        (2, 3, 8, 8)
     """
     data = dataset_of(dataset)
     indices = [int(i) for i in indices]
+    if input_shape is not None and not data.is_float:
+        shown = data.images_uint8(indices)
+        if isinstance(shown, np.ndarray) and tuple(shown.shape[1:]) == tuple(input_shape):
+            return shown
     raw = data.raw(indices)
     x = insp.prepare(raw)
     if not data.is_float:

@@ -153,9 +153,10 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
     batches = with_progress(stream(insp, data, layer, batch_size), progress, len(data), f"top patches {layer}")
     running = RunningTopK(k)
     sel = chans = None
-    map_size = None
+    map_size = input_shape = None
     try:
-        for sl, _, a in batches:
+        for sl, x, a in batches:
+            input_shape = tuple(x.shape[1:])
             if sel is None:
                 if a.ndim not in (2, 4):
                     raise InputError(f"layer {layer!r} outputs shape {tuple(a.shape[1:])} per image; top_patches "
@@ -199,7 +200,7 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
     image_indices = ids // positions
     field = insp.receptive_field(layer) if map_size else None
     unique, slots = np.unique(image_indices, return_inverse=True)
-    images = input_pictures(insp, data, unique.tolist())
+    images = input_pictures(insp, data, unique.tolist(), input_shape)
     h, w = images.shape[-2:]
     if map_size and field is not None:
         pos = ids % positions
