@@ -15,6 +15,25 @@ import torch
 from ._rf_trace import BROADCAST, IDENTITY, Geo, Step, _step, _whole, spans
 
 LAST_TWO = (-2, -1)
+
+
+class Unsupported(Exception):
+    """The op works on dims that are not the traced map's (H, W) (a conv over a channels-last view)."""
+
+
+def _on_axes(g: Geo, step_at_h_dim: Step, step_at_w_dim: Step) -> tuple:
+    """(step_h, step_w, dims) from steps for tensor dims -2 and -1, following a map with transposed axes."""
+    if set(g.dims) != {-2, -1}:
+        raise Unsupported()
+    by_dim = {-2: step_at_h_dim, -1: step_at_w_dim}
+    return by_dim[g.dims[0]], by_dim[g.dims[1]], g.dims
+
+
+def _size_at(g: Geo, d: int) -> int:
+    """Size of the traced map along tensor dim ``d`` (-2 or -1)."""
+    if set(g.dims) != {-2, -1}:
+        raise Unsupported()
+    return g.node.shape[g.dims.index(d)]
 REDUCTIONS = {"mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp", "norm", "prod", "median",
               "nanmean", "nansum", "nanmedian", "mode", "all", "any", "argmax", "argmin", "count_nonzero",
               "std_mean", "var_mean", "aminmax"}
@@ -45,11 +64,9 @@ def _window(k: int, s: int, p: int, d: int = 1) -> Step:
 
 
 def _pool_steps(g: Geo, kernel, stride, padding, dilation=1) -> tuple | None:
-    if g.dims != LAST_TWO:
-        return None
     k, s = _pair(kernel), _pair(stride if stride not in (None, [], ()) else kernel)
     p, d = _pair(padding), _pair(dilation)
-    return _window(k[0], s[0], p[0], d[0]), _window(k[1], s[1], p[1], d[1]), LAST_TWO
+    return _on_axes(g, _window(k[0], s[0], p[0], d[0]), _window(k[1], s[1], p[1], d[1]))
 
 
 def conv2d(func, args, kwargs, t, g, out):
@@ -63,13 +80,11 @@ def conv2d(func, args, kwargs, t, g, out):
 def conv_transpose2d(func, args, kwargs, t, g, out):
     b = _bind(args, kwargs, "input weight bias stride padding output_padding groups dilation",
               stride=1, padding=0, dilation=1)
-    if g.dims != LAST_TWO:
-        return None
     k, s, p, d = tuple(b["weight"].shape[-2:]), _pair(b["stride"]), _pair(b["padding"]), _pair(b["dilation"])
     # output o = i*s - p + j*d: o reads inputs (o + p - d*(k-1))/s .. (o + p)/s; affine only when s == 1
     steps = [_step(Fraction(1, s[i]), Fraction(p[i] - d[i] * (k[i] - 1), s[i]), Fraction(p[i], s[i]),
                    exact=s[i] == 1) for i in range(2)]
-    return steps[0], steps[1], LAST_TWO
+    return _on_axes(g, steps[0], steps[1])
 
 
 def max_pool2d(func, args, kwargs, t, g, out):
@@ -101,27 +116,35 @@ def _adaptive_step(n_in: int, n_out: int) -> Step:
 
 
 def adaptive_pool2d(func, args, kwargs, t, g, out):
-    if g.dims != LAST_TWO:
-        return None
-    (h_in, w_in), (h_out, w_out) = g.node.shape, tuple(out.shape[-2:])
-    return _adaptive_step(h_in, h_out), _adaptive_step(w_in, w_out), LAST_TWO
+    return _on_axes(g, *(_adaptive_step(_size_at(g, d), int(out.shape[d])) for d in LAST_TWO))
 
 
 def _resample_step(n_in: int, n_out: int, scale, mode: str, align_corners: bool, antialias: bool) -> Step:
+    """Taps of PyTorch's resampling kernels around the source coordinate v = a*o + c0 of output unit o."""
     if mode == "area":
         return _adaptive_step(n_in, n_out)
     s = Fraction(n_in, n_out) if scale is None else 1 / Fraction(scale).limit_denominator(1 << 20)
-    if align_corners and mode != "nearest" and mode != "nearest-exact":
+    nearest, cubic = mode in ("nearest", "nearest-exact"), mode == "bicubic"
+    if align_corners and not nearest:
         a, c0 = (Fraction(n_in - 1, n_out - 1) if n_out > 1 else Fraction(0)), Fraction(0)
     else:
-        a, c0 = s, s / 2 - Fraction(1, 2)
-    # unit o reads input taps near the source coordinate c = a*o + c0; radius r covers the kernel's taps plus
-    # PyTorch's clamping and float rounding, so the field is a superset
-    wide = max(s, 1) if antialias else 1
-    r = max(s, 1) / 2 + 1 if mode in ("nearest", "nearest-exact") else (3 if mode == "bicubic" else 2) * wide
-    a_, lo_, hi_ = float(a), float(c0 - r), float(c0 + r)
-    return _step(a, c0 - r - 1, c0 + r + 1, False,
-                 lambda units, n: spans(np.floor(a_ * units + lo_), np.ceil(a_ * units + hi_)))
+        a, c0 = s, (Fraction(0) if mode == "nearest" else s / 2 if nearest else s / 2 - Fraction(1, 2))
+    lo_tap, hi_tap = (0, 0) if nearest else (-1, 2) if cubic else (0, 1)
+    if antialias and s > 1 and not nearest:  # the kernel stretches by the scale when shrinking
+        widen = math.ceil((2 if cubic else 1) * s) + 1
+        lo_tap, hi_tap = lo_tap - widen, hi_tap + widen
+    clamp_src = not (nearest or cubic or align_corners)  # linear modes clamp a negative source to 0
+    # PyTorch computes v in float32: exact for power-of-two denominators (scale 2, 1/2), else off by up to ~tol
+    dyadic = all(Fraction(f).denominator & (Fraction(f).denominator - 1) == 0 for f in (a, c0))
+    tol = Fraction(0) if dyadic else Fraction(1, 1000)
+
+    def index(units, n):
+        v = float(a) * units + float(c0)
+        v = np.maximum(v, 0.0) if clamp_src else v
+        lo, hi = np.floor(v - float(tol)) + lo_tap, np.floor(v + float(tol)) + hi_tap
+        return spans(np.clip(lo, 0, n_in - 1).astype(np.int64), np.clip(hi, 0, n_in - 1).astype(np.int64))
+    high = c0 + hi_tap + tol + (Fraction(1, 2) if clamp_src else 0)
+    return _step(a, c0 + lo_tap - 1 - tol, high, False, index)
 
 
 def interpolate(func, args, kwargs, t, g, out):
@@ -129,13 +152,11 @@ def interpolate(func, args, kwargs, t, g, out):
               scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None, antialias=False)
     if func.__name__ == "upsample_bilinear":
         b["mode"], b["align_corners"] = "bilinear", True
-    if g.dims != LAST_TWO:
-        return None
     scales = _pair(b["scale_factor"]) if b["scale_factor"] is not None and not b["recompute_scale_factor"] \
         else (None, None)
-    steps = [_resample_step(g.node.shape[i], int(out.shape[i - 2]), scales[i], b["mode"], bool(b["align_corners"]),
-                            bool(b["antialias"])) for i in range(2)]
-    return steps[0], steps[1], LAST_TWO
+    steps = [_resample_step(_size_at(g, i - 2), int(out.shape[i - 2]), scales[i], b["mode"],
+                            bool(b["align_corners"]), bool(b["antialias"])) for i in range(2)]
+    return _on_axes(g, steps[0], steps[1])
 
 
 def _pad_index(left: int, n: int, mode: str):

@@ -194,20 +194,31 @@ class Tracer(TorchFunctionMode):
         t, g = inputs[0]
         primary = args[0] if args else kwargs.get("input")
         rule = _rf_rules.RULES.get(name)
-        steps = None
+        steps, failed = None, False
         if rule is not None and primary is t and g.node is not None:
             try:
                 steps = rule(func, args, kwargs, t, g, outs[0])
-            except (TypeError, ValueError, IndexError, AttributeError):
-                steps = None  # arguments this rule does not parse (e.g. tensor slice bounds): the generic rule
+            except (_rf_rules.Unsupported, TypeError, ValueError, IndexError, AttributeError):
+                failed = True  # a spatial op this rule cannot follow (odd arguments, odd layout)
         for out in outs:
-            if steps is not None and out.ndim >= 2:
+            if failed:
+                geo = self._fallback(name, [g for _, g in inputs if g.node is not None], out)
+            elif steps is not None and out.ndim >= 2:
                 sh, sw, dims = steps
                 shape = (out.shape[dims[0]], out.shape[dims[1]])
                 geo = self._join([self._edge(g, sh, sw)], shape, dims)
             else:
                 geo = self._generic(name, args, kwargs, inputs, out, _rf_rules)
             self._geos[id(out)] = (out, geo)
+
+    def _fallback(self, name: str, geos: list[Geo], out: torch.Tensor) -> Geo:
+        """No rule: every output unit may read every input unit (about the whole input); warned, inexact."""
+        if out.ndim != self.input_ndim or not geos:
+            return FLAT
+        self.approximated.add(name or "?")
+        edges = [(g.node, _all_units, _all_units, g.h.envelope(g.node.shape[0]), g.w.envelope(g.node.shape[1]),
+                  False) for g in geos]
+        return self._join(edges, out.shape[-2:], (-2, -1))
 
     def _edge(self, g: Geo, sh: Step, sw: Step) -> tuple:
         return (g.node, sh.index_map(), sw.index_map(), g.h.then(sh), g.w.then(sw), g.exact and sh.exact and sw.exact)
@@ -234,13 +245,8 @@ class Tracer(TorchFunctionMode):
         if not matched and not unmatched:  # only flat inputs: a map rebuilt from them sees the whole input
             return self._join([self._whole_input_edge()], out.shape[-2:], (-2, -1)) \
                 if out.ndim == self.input_ndim else FLAT
-        if unmatched:
-            if out.ndim != self.input_ndim:
-                return FLAT  # flatten, view(N, C, -1), Linear on a flattened map, global pooling
-            self.approximated.add(name or repr(name))
-            edges = [(g.node, _all_units, _all_units, g.h.envelope(g.node.shape[0]), g.w.envelope(g.node.shape[1]),
-                      False) for _, g, _ in matched + unmatched]
-            return self._join(edges, out.shape[-2:], (-2, -1))
+        if unmatched:  # flatten, view(N, C, -1), global pooling: FLAT; a map of another size: the fallback
+            return self._fallback(name, [g for _, g, _ in matched + unmatched], out)
         if not self.global_context:  # keep the local path: drop broadcast 1x1 maps and flat values (SE gates)
             local = [m for m in matched if BROADCAST not in m[2]]
             matched, flat = (local, False) if local else (matched, flat)

@@ -192,7 +192,7 @@ def receptive_fields(model: nn.Module, example_input: torch.Tensor, names: list[
     Args:
         model: an eager ``nn.Module`` taking ``example_input``.
         example_input: a float tensor (N, C, H, W) on the model's device; fields are in its pixels.
-        names: dotted module names to report; all submodules by default.
+        names: dotted module names to report; all submodules by default ("" is the model's own output).
         global_context: follow every dependency, as the gradient does: after a squeeze-and-excitation gate
             (a 1x1 map broadcast back over the map) each unit sees the whole input. False keeps only the local
             path, as receptive-field tables do for MobileNetV3 or EfficientNet.
@@ -211,7 +211,7 @@ def receptive_fields(model: nn.Module, example_input: torch.Tensor, names: list[
     modules = dict(model.named_modules())
     wanted = [n for n in modules if n] if names is None else list(dict.fromkeys(names))
     for name in wanted:
-        if name not in modules or not name:
+        if name not in modules:  # "" (the whole model) only when asked for by name
             raise LayerNotFoundError(name, [n for n in modules if n])
     tracer = Tracer(x, global_context)
     fields: dict[str, ReceptiveField | None] = {}
@@ -269,7 +269,7 @@ def measure_receptive_field(model: nn.Module, module_name: str, example_input: t
         >>> net = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, stride=2))
         >>> _ = [nn.init.constant_(p, 0.1) for p in net.parameters()]
         >>> measure_receptive_field(net, "1", torch.ones(1, 1, 16, 16), 0, 2)
-        (0, 3, 4, 9)
+        (0, 3, 4, 8)
         >>> measure_receptive_field(net, "1", torch.ones(1, 1, 16, 16), [0, 6], [0, 6])
         [(0, 0, 4, 4), (11, 11, 16, 16)]
     """
