@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from ...engine import targets as _targets
+from ...engine.errors import InputError
 from ...engine.targets import Class
 from .relu_rules import relu_override
 from .results import AttributionResult, display_images
@@ -61,12 +62,12 @@ def attribute(insp, images, target=None, method: str = "gradient", batch_size: i
         torch.Size([1, 3, 6, 6])
     """
     if method not in _RULES:
-        raise ValueError(f"unknown method {method!r}; use one of {sorted(_RULES)}")
+        raise InputError(f"unknown method {method!r}; use one of {sorted(_RULES)}")
     x = insp.prepare(images)
     target = _resolve_target(insp, x, target)
-    bs = int(batch_size or insp.batch_size)
+    bs = insp.batch_size if batch_size is None else int(batch_size)
     if bs <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+        raise InputError(f"batch_size must be positive, got {batch_size}")
 
     def compute() -> AttributionResult:
         rule = _RULES[method]

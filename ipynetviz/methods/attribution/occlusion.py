@@ -29,7 +29,8 @@ class OcclusionCancelled(Exception):
 
 
 def _pair(value, name: str) -> tuple[int, int]:
-    v = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    v = (value, value) if isinstance(value, (int, np.integer)) else (
+        tuple(value) if isinstance(value, (tuple, list)) else (value,))
     if len(v) != 2 or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in v):
         raise InputError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
     if min(v) < 1:
@@ -213,7 +214,7 @@ def occlusion(insp, images, target=None, window=16, stride=8, fill="zero", batch
     if win[0] > H or win[1] > W:
         raise InputError(f"window {win[0]}x{win[1]} is larger than the {H}x{W} image; "
                          f"use a window of at most {min(H, W)}")
-    bs = int(batch_size or 32)
+    bs = 32 if batch_size is None else int(batch_size)
     if bs <= 0:
         raise InputError(f"batch_size must be positive, got {batch_size}")
     target = _resolve_targets(insp, x, target)
