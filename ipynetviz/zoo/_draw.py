@@ -181,7 +181,7 @@ def compose(rng: np.random.Generator, labels: np.ndarray, background: np.ndarray
     alpha[see_through] *= 1.0 - weight[see_through]
     weight[see_through] = 0.0
 
-    # in place, on the caller's background array: these (N, 3, S, S) passes dominate the time
+    # in-place passes over one (N, 3, S, S) array: these dominate the time
     image = np.multiply(weight[:, None], (colour_b - colour_a)[:, :, None, None])
     image += colour_a[:, :, None, None]
     image -= background
