@@ -241,12 +241,18 @@ def test_resnet18_skip_connections_and_downsampling():
 
 def test_vgg11_and_alexnet_features_and_uneven_adaptive_pool():
     vgg, x = torchvision_model("vgg11"), positive_input((1, 3, 64, 64))
-    fields = check_exact(vgg, x, ["features.2", "features.10", "features.20"])
-    assert fields["features.20"].size == (150, 150) and fields["features.20"].stride == (32, 32)
+    fields = check_exact(vgg, x, ["features.2", "features.20"])
+    conv, pool = (3, 1, 1), (2, 2, 0)
+    vgg11_path = [conv, pool, conv, pool, conv, conv, pool, conv, conv, pool, conv, conv, pool]
+    rf = fields["features.20"]
+    assert (rf.size[0], rf.stride[0], rf.offset[0]) == hand_rf(vgg11_path) and rf.size == (150, 150)
     assert fields["classifier.0"] is None and fields["classifier.6"] is None
     alex, x = torchvision_model("alexnet"), positive_input((1, 3, 127, 127))
-    fields = check_exact(alex, x, ["features.0", "features.2", "features.5", "features.12"])
-    assert fields["features.10"].size == (163, 163) and fields["features.12"].size == (195, 195)  # published
+    fields = check_exact(alex, x, ["features.2", "features.12"])
+    alexnet_path = [(11, 4, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0)]
+    rf = fields["features.12"]
+    assert (rf.size[0], rf.stride[0], rf.offset[0]) == hand_rf(alexnet_path) == (195, 32, -66)  # pool5: published
+    assert fields["features.10"].size == (163, 163)  # conv5: published
     # adaptive pooling from 3x3 to 6x6 has uneven bins: the summary is a superset, the traced box still exact
     pool = fields["avgpool"]
     assert not pool.exact and pool.output_size == (6, 6)
@@ -383,6 +389,38 @@ def test_flat_outputs_none_rebuilt_maps_whole_and_unknown_ops_warn():
     check_contains(Rebuilt(), torch.randn(1, 1, 16, 16), ["shuffle", "after"])
 
 
+class Slices(nn.Module):
+    """Strided slices with None and Ellipsis, a dilated stride-2 transposed conv, grid_sample."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.sliced = nn.Identity()
+        self.tconv = nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1, dilation=2)
+        self.sampled = nn.Identity()
+
+    def forward(self, x):
+        y = self.sliced(self.conv(x)[:, None, ..., 1::2, 3:][:, 0])
+        grid = torch.zeros(1, 5, 5, 2)
+        return self.tconv(y), self.sampled(F.grid_sample(y, grid, align_corners=False))
+
+
+def test_slices_and_strided_dilated_transposed_conv():
+    x = positive_input((1, 1, 13, 17))
+    with pytest.warns(ReceptiveFieldWarning, match="grid_sample"):
+        check_exact(Slices(), x, ["sliced"])
+    with pytest.warns(ReceptiveFieldWarning):
+        fields = receptive_fields(Slices(), x, names=["sliced", "tconv", "sampled"])
+    assert (fields["sliced"].size, fields["sliced"].stride, fields["sliced"].offset) == ((3, 3), (2, 1), (0, 2))
+    tconv = fields["tconv"]
+    assert not tconv.exact and tconv.stride == (1, 0.5)
+    ys, xs = zip(*units(*tconv.output_size))
+    for y, x_, m in zip(ys, xs, measure_receptive_field(measurable(Slices()), "tconv", x, list(ys), list(xs))):
+        box = tconv.box(y, x_, clip_to=(13, 17))
+        assert box == m if m is not None else box[0] == box[2] or box[1] == box[3]  # the traced graph is exact
+    assert not fields["sampled"].exact and fields["sampled"].box(0, 0, clip_to=(13, 17)) == (0, 2, 13, 17)
+
+
 class Mixers(nn.Module):
     """Same-shape ops that mix units along an axis, and padding modes."""
 
@@ -459,6 +497,7 @@ def test_box_center_and_docstring_examples():
     rf = ReceptiveField(size=(11, 7), stride=(4, 2), offset=(-5, -3))
     assert rf.box(0, 0) == (-5, -3, 6, 4) and rf.box(3, 2, clip_to=(10, 10)) == (7, 1, 10, 8)
     assert rf.center(1, 1) == (4.0, 2.0) and rf.output_size is None
+    assert rf.to_numpy().tolist() == [[11, 7], [4, 2], [-5, -3]]
     assert rf.box(9, 9, clip_to=(10, 10)) == (10, 10, 10, 10)  # past the image: empty, clipped
     assert doctest.testmod(rf_module).failed == 0
 

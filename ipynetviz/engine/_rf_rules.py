@@ -34,6 +34,8 @@ def _size_at(g: Geo, d: int) -> int:
     if set(g.dims) != {-2, -1}:
         raise Unsupported()
     return g.node.shape[g.dims.index(d)]
+
+
 REDUCTIONS = {"mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp", "norm", "prod", "median",
               "nanmean", "nansum", "nanmedian", "mode", "all", "any", "argmax", "argmin", "count_nonzero",
               "std_mean", "var_mean", "aminmax"}
@@ -83,8 +85,15 @@ def conv_transpose2d(func, args, kwargs, t, g, out):
     k, s, p, d = tuple(b["weight"].shape[-2:]), _pair(b["stride"]), _pair(b["padding"]), _pair(b["dilation"])
     # output o = i*s - p + j*d: o reads inputs (o + p - d*(k-1))/s .. (o + p)/s; affine only when s == 1
     steps = [_step(Fraction(1, s[i]), Fraction(p[i] - d[i] * (k[i] - 1), s[i]), Fraction(p[i], s[i]),
-                   exact=s[i] == 1) for i in range(2)]
+                   s[i] == 1, _transposed_index(k[i], s[i], p[i], d[i])) for i in range(2)]
     return _on_axes(g, steps[0], steps[1])
+
+
+def _transposed_index(k: int, s: int, p: int, d: int):
+    def index(units, n):  # the inputs i with i*s - p + j*d == o for some tap j
+        source = units[:, None] + p - d * np.arange(k, dtype=np.int64)
+        return (source[source % s == 0] // s).ravel()
+    return index
 
 
 def max_pool2d(func, args, kwargs, t, g, out):
@@ -196,7 +205,8 @@ def getitem(func, args, kwargs, t, g, out):
     if Ellipsis in index:
         e = index.index(Ellipsis)
         index = index[:e] + (slice(None),) * (t.ndim - used) + index[e + 1:]
-    index = tuple(index) + (slice(None),) * (t.ndim - used)
+    else:
+        index = tuple(index) + (slice(None),) * (t.ndim - used)
     kept, dim_in, dim_out = {}, 0, 0
     for i in index:
         if i is None:
@@ -258,9 +268,16 @@ def collapse(g: Geo, t: torch.Tensor, out: torch.Tensor) -> tuple | None:
     return None if None in steps else tuple(steps)
 
 
+ARBITRARY = {"grid_sample"}  # may keep the shape while reading anywhere: always the conservative fallback
+
+
+def is_mixing(name: str) -> bool:
+    return name in MIXING or name.startswith("fft_")
+
+
 def mixing(name, args, kwargs, t, g, sh: Step, sw: Step) -> tuple[Step, Step]:
     """Widen the steps of a same-shape op that mixes units along a spatial dim (softmax, cumsum, flip, roll)."""
-    if name not in MIXING and not name.startswith("fft_"):
+    if not is_mixing(name):
         return sh, sw
     key, position, default, exact = MIXING.get(name, (None, None, "all", False))
     dims = kwargs.get(key, args[position] if position is not None and len(args) > position else default) \

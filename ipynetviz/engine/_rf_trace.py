@@ -2,13 +2,13 @@
 
 A traced tensor's geometry is a :class:`Geo`: per spatial axis an affine :class:`Axis` (size, stride, offset in
 input pixels, exact fractions) plus a :class:`Node` of the dependency graph. An op is a :class:`Step` per axis:
-unit ``i`` of its output reads units ``a*i + b .. a*i + c`` of its input (the summary), and ``index`` gives the
-exact unit range where the affine rule is only a bound (uneven adaptive bins, reflect padding).
+unit ``i`` of its output reads units ``a*i + b .. a*i + c`` of its input (the summary), while ``gap`` and ``index``
+give the exact set of units the graph follows (dilation holes, uneven adaptive bins, reflect padding, resampling).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
@@ -194,7 +194,7 @@ class Tracer(TorchFunctionMode):
         t, g = inputs[0]
         primary = args[0] if args else kwargs.get("input")
         rule = _rf_rules.RULES.get(name)
-        steps, failed = None, False
+        steps, failed = None, name in _rf_rules.ARBITRARY
         if rule is not None and primary is t and g.node is not None:
             try:
                 steps = rule(func, args, kwargs, t, g, outs[0])
@@ -252,8 +252,8 @@ class Tracer(TorchFunctionMode):
             matched, flat = (local, False) if local else (matched, flat)
         t0, g0, (s0h, s0w) = matched[0]
         dims = g0.dims
-        if len(matched) == 1 and not flat and s0h is IDENTITY and s0w is IDENTITY and name not in rules.MIXING:
-            return g0 if g0.dims == dims else replace(g0, dims=dims)
+        if len(matched) == 1 and not flat and s0h is IDENTITY and s0w is IDENTITY and not rules.is_mixing(name):
+            return g0  # elementwise on one map (ReLU, BatchNorm, + a constant): nothing changes
         edges = []
         for t, g, (sh, sw) in matched:
             sh, sw = rules.mixing(name, args, kwargs, t, g, sh, sw)

@@ -4,8 +4,8 @@
 call whether it comes from an ``nn`` module, ``torch.nn.functional`` or a tensor method. Every tensor derived from
 the input carries its geometry along the two spatial axes: an affine summary (size, stride, offset in input
 pixels, the numbers papers quote) and a node of a small dependency graph, from which ``ReceptiveField.box`` gets
-the exact box of one unit, borders included. Forward hooks on the submodules name the outputs. How each torch op
-maps geometry lives in ``_rf_trace.py``.
+the exact box of one unit, borders included. Forward hooks on the submodules name the outputs. The tracing
+mechanism lives in ``_rf_trace.py``, the rule for each torch op in ``_rf_rules.py``.
 
 Choices, stated once:
 
@@ -25,6 +25,10 @@ Choices, stated once:
 - An op this module does not know that changes the spatial size gets the union of its inputs' fields (about the
   whole input), ``exact=False`` and a :class:`ReceptiveFieldWarning` naming the op.
 - A module called more than once reports its first call, like the inspector's shapes and captures.
+- ``exact`` describes the affine summary. ``box(y, x, clip_to=<traced input size>)`` follows the graph and is exact
+  wherever the ops are (also at borders, where the affine box clipped to the image can overshoot).
+- Only torch calls are seen: TorchScript modules and custom C++/CUDA extensions are invisible (their outputs get
+  no field).
 """
 from __future__ import annotations
 
@@ -141,6 +145,10 @@ class ReceptiveField:
             bottom, right = max(min(bottom, H), top), max(min(right, W), left)
         return top, left, bottom, right
 
+    def to_numpy(self) -> np.ndarray:
+        """[[size_h, size_w], [stride_h, stride_w], [offset_h, offset_w]] as float64."""
+        return np.array([self.size, self.stride, self.offset], dtype=np.float64)
+
     def center(self, y: int, x: int) -> tuple[float, float]:
         """Input coordinates (row, col) of the centre of unit (y, x)'s field (unclipped)."""
         return (self.offset[0] + y * self.stride[0] + (self.size[0] - 1) / 2,
@@ -234,9 +242,9 @@ def receptive_fields(model: nn.Module, example_input: torch.Tensor, names: list[
             handle.remove()
         tracer.release()
     if tracer.approximated:
-        warnings.warn(f"receptive_fields: no exact rule for {sorted(tracer.approximated)}, which changed the "
-                      f"spatial size; fields after them are conservative (exact=False)", ReceptiveFieldWarning,
-                      stacklevel=2)
+        warnings.warn(f"receptive_fields: no exact rule for {sorted(tracer.approximated)} (an op that resamples "
+                      f"or changes the spatial size); fields after it are conservative (exact=False)",
+                      ReceptiveFieldWarning, stacklevel=2)
     return {name: fields.get(name) for name in wanted}
 
 
