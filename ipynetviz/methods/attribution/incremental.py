@@ -106,6 +106,7 @@ class IncrementalRunner:
         self.base: dict[fx.Node, object] = {}
         self._padded: dict = {}
         self.incremental_nodes = 0  # nodes the last run() computed on rectangles only
+        self.trace_work: list | None = None  # set to a list to collect each layer's multiply-adds (benchmarks)
         self.output = self._run_base(x)
         self.alignment = self._alignment(x)
 
@@ -279,6 +280,12 @@ class IncrementalRunner:
 
     # ------------------------------------------------------------------ one node, one batch
     def _node(self, node: fx.Node, env: dict):
+        out = self._compute(node, env)
+        if self.trace_work is not None and node.op == "call_module":
+            self.trace_work.append(_multiply_adds(self.modules[node.target], out))
+        return out
+
+    def _compute(self, node: fx.Node, env: dict):
         if node not in self.dependent:
             return self.base[node]
         args = fx.node.map_arg(node.args, lambda n: env[n])
@@ -374,6 +381,18 @@ class IncrementalRunner:
             if node is stop_at:
                 return self.materialize(env[node])
         raise ValueError("graph has no output")
+
+
+def _multiply_adds(m: nn.Module, out) -> int:
+    """Multiply-adds a conv or linear layer spent on ``out`` (a rectangle batch or a full tensor)."""
+    t = out.patch if isinstance(out, Delta) else out
+    if not isinstance(t, torch.Tensor):
+        return 0
+    if isinstance(m, nn.Conv2d):
+        return t.numel() * m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
+    if isinstance(m, nn.Linear):
+        return t.numel() * m.in_features
+    return 0
 
 
 def occluded_rectangles(image: torch.Tensor, fill: torch.Tensor, boxes: np.ndarray, ys: np.ndarray,

@@ -1,0 +1,158 @@
+"""Occlusion on resnet18 at 224x224: ours (incremental inference) vs Captum's Occlusion vs the forward-only floor.
+
+Goal (issue 3): >= 3x faster than Captum at its best ``perturbations_per_eval``, at equal results, for
+window 32 / stride 16 and window 16 / stride 8. The floor is the same number of occluded images through
+``model(x)`` in batches (the occluded images built beforehand, outside the timing): what any method that runs
+the whole network on every occluded image must pay. Also times our plain batched path (``incremental=False``).
+
+    python benchmarks/bench_occlusion.py [--device cpu] [--threads 2] [--configs 32:16,16:8]
+                                         [--ppe 16,32,64] [--batch-size 32] [--size 224]
+
+Captum is swept over ``--ppe`` on every configuration (``--sweep first`` sweeps on the first one only and
+reuses its best value). Every run is checked: our attribution against Captum's, incremental against plain.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+from benchmarks._common import cuda_sync, record, setup  # noqa: E402
+from ipynetviz.engine import Inspector, Preprocess  # noqa: E402
+from ipynetviz.methods.attribution import grid_positions, occlusion  # noqa: E402
+from ipynetviz.methods.attribution.incremental import _multiply_adds, build_runner, occlude  # noqa: E402
+
+
+def timed(fn, device):
+    cuda_sync(device)
+    t = time.perf_counter()
+    out = fn()
+    cuda_sync(device)
+    return time.perf_counter() - t, out
+
+
+def all_boxes(size, window, stride):
+    ys = grid_positions(size, window, stride)
+    yy, xx = np.meshgrid(ys, ys, indexing="ij")
+    return np.stack([yy.ravel(), np.minimum(yy.ravel() + window, size), xx.ravel(),
+                     np.minimum(xx.ravel() + window, size)], 1)
+
+
+@torch.no_grad()
+def conv_work(model, x, window, stride, batch_size):
+    """Fraction of the network's multiply-adds the incremental path still computes, over all windows."""
+    runner = build_runner(model, x)
+    if runner is None:
+        return None
+    mods = runner.modules
+    full = sum(_multiply_adds(mods[n.target], runner.base[n]) for n in runner.nodes if n.op == "call_module")
+    boxes = all_boxes(x.shape[-1], window, stride)
+    a = runner.alignment
+    boxes = boxes[np.lexsort((boxes[:, 2], boxes[:, 0], boxes[:, 2] % a, boxes[:, 0] % a))]
+    done = 0.0
+    for i in range(0, len(boxes), batch_size):
+        chunk = boxes[i:i + batch_size]
+        runner.trace_work = []
+        with torch.no_grad():
+            runner.run(chunk, x, torch.zeros_like(x))
+        done += sum(runner.trace_work)
+    return done / (full * len(boxes))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--configs", default="32:16,16:8", help="window:stride pairs")
+    ap.add_argument("--ppe", default="16,32,64", help="Captum perturbations_per_eval values to sweep")
+    ap.add_argument("--sweep", choices=["each", "first"], default="each")
+    ap.add_argument("--batch-size", type=int, default=32, help="ours and the floor")
+    ap.add_argument("--no-plain", action="store_true", help="skip our plain batched path")
+    args = ap.parse_args()
+    setup(args.threads)
+    device = torch.device(args.device)
+
+    import torchvision
+    from captum.attr import Occlusion
+    from ipynetviz import zoo
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval().to(device)
+    photo, _ = zoo.photos(size=args.size)
+    pre = Preprocess(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    insp = Inspector(model, transform=pre, device=device, input_size=(3, args.size, args.size))
+    x = insp.prepare(photo[:1])
+    with torch.no_grad():
+        target = int(model(x).argmax())
+    print(f"resnet18 (random weights) on {device}, {torch.get_num_threads()} threads, image {args.size}x{args.size}, "
+          f"target class {target}")
+    figures = {"model": "resnet18 weights=None", "size": args.size, "batch_size": args.batch_size, "configs": []}
+    best_ppe = None
+    for cfg in args.configs.split(","):
+        window, stride = (int(v) for v in cfg.split(":"))
+        boxes = all_boxes(args.size, window, stride)
+        n = len(boxes)
+        row = {"window": window, "stride": stride, "occluded_images": n}
+        insp.clear_cache()
+        t_ours, ours = timed(lambda: occlusion(insp, x, target=target, window=window, stride=stride,
+                                               batch_size=args.batch_size), device)
+        row["ours_s"] = t_ours
+        row["incremental_used"] = ours.incremental
+        if not args.no_plain:
+            insp.clear_cache()
+            t_plain, plain = timed(lambda: occlusion(insp, x, target=target, window=window, stride=stride,
+                                                     batch_size=args.batch_size, incremental=False), device)
+            row["ours_plain_s"] = t_plain
+            row["incremental_vs_plain_max_abs_score_diff"] = float((ours.scores - plain.scores).abs().max())
+        # forward-only floor: the same occluded images through model(x), built outside the timing
+        with torch.no_grad():
+            batches = [occlude(x, torch.zeros_like(x), boxes[i:i + args.batch_size])
+                       for i in range(0, n, args.batch_size)]
+            t_floor, _ = timed(lambda: [model(b) for b in batches], device)
+        del batches
+        row["floor_s"] = t_floor
+        sweep = [int(p) for p in args.ppe.split(",")] if best_ppe is None or args.sweep == "each" else [best_ppe]
+        captum_times = {}
+        ref = None
+        for ppe in sweep:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t, attr = timed(lambda: Occlusion(model).attribute(
+                    x, sliding_window_shapes=(3, window, window), strides=(3, stride, stride), baselines=0.0,
+                    target=target, perturbations_per_eval=ppe), device)
+            captum_times[ppe] = t
+            ref = attr if ref is None else ref
+            print(f"  captum ppe={ppe:3d}: {t:8.2f} s")
+        best_ppe = min(captum_times, key=captum_times.get)
+        row["captum_s_by_ppe"] = captum_times
+        row["captum_best_ppe"] = best_ppe
+        row["captum_s"] = captum_times[best_ppe]
+        row["max_abs_diff_vs_captum"] = float(np.abs(ours.attribution() - ref[:, 0].cpu().numpy()).max())
+        row["speedup_vs_captum"] = row["captum_s"] / t_ours
+        row["ratio_to_floor"] = t_ours / t_floor
+        if x.device.type == "cpu":
+            row["conv_work_fraction"] = conv_work(model, x, window, stride, args.batch_size)
+        figures["configs"].append(row)
+        print(f"window {window} stride {stride}: {n} occluded images")
+        print(f"  {'ours (incremental)':24s}{t_ours:8.2f} s")
+        if "ours_plain_s" in row:
+            print(f"  {'ours (plain batches)':24s}{row['ours_plain_s']:8.2f} s   "
+                  f"incremental vs plain max |score diff| {row['incremental_vs_plain_max_abs_score_diff']:.2e}")
+        print(f"  {'captum best (ppe=%d)' % best_ppe:24s}{row['captum_s']:8.2f} s   "
+              f"max |attribution diff| vs ours {row['max_abs_diff_vs_captum']:.2e}")
+        print(f"  {'forward-only floor':24s}{t_floor:8.2f} s")
+        print(f"  speed-up vs Captum {row['speedup_vs_captum']:.2f}x   ours / floor {row['ratio_to_floor']:.2f}"
+              + (f"   multiply-adds still computed: {row['conv_work_fraction']:.0%}"
+                 if row.get("conv_work_fraction") else ""), flush=True)
+    out = record("occlusion", figures, str(device))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
