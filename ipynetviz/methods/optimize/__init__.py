@@ -7,7 +7,7 @@ guard, leaves no hook and no parameter gradient behind, and returns a frozen res
 from .adversarial import adversarial
 from .dream import deep_dream
 from .invert import invert
-from .objectives import L2, TV, LayerNorm, Objective, TargetTerm, objective
+from .objectives import L2, TV, LayerNorm, LogProb, Objective, TargetTerm, objective
 from .regularizers import Blur, ClipContribution, ClipNorm, ImageOp, Jitter, gaussian_blur, total_variation
 from .results import AdversarialResult, DreamResult, InversionResult, OptimizationResult, StyleResult
 from .space import PixelSpace, SettingError
@@ -16,7 +16,7 @@ from .visualize import visualize
 
 __all__ = [
     "visualize", "invert", "deep_dream", "style_transfer", "gram", "adversarial",
-    "Objective", "TargetTerm", "objective", "LayerNorm", "L2", "TV",
+    "Objective", "TargetTerm", "objective", "LayerNorm", "LogProb", "L2", "TV",
     "ImageOp", "Blur", "Jitter", "ClipNorm", "ClipContribution", "gaussian_blur", "total_variation",
     "OptimizationResult", "InversionResult", "StyleResult", "DreamResult", "AdversarialResult",
     "PixelSpace", "SettingError",

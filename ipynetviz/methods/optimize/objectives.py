@@ -162,6 +162,33 @@ class TargetTerm(Term):
         return BoundTerm(score, (spec.layer,) if spec.layer else (), spec.layer is None)
 
 
+class LogProb(Term):
+    """The log softmax probability of a class: its logit minus the log-sum-exp of all logits.
+
+    ``Class(k)`` (the logit, Simonyan et al.'s choice) shows what adds evidence for k, even if it adds more
+    for a similar class (a crescent's picture may score higher as a ring); ``LogProb(k)`` also pushes the
+    other classes down, so the picture is classified as k.
+
+    Args:
+        index: a class index, or one per sample.
+    """
+
+    def __init__(self, index):
+        super().__init__()
+        self.target = _targets.Class(index)
+
+    def describe(self) -> str:
+        return f"log p(class {self.target.index})"
+
+    def bind(self, insp, n: int) -> BoundTerm:
+        idx = _targets.class_indices(self.target, n, insp.num_classes)
+
+        def score(ctx: Context) -> torch.Tensor:
+            logp = ctx.logits.reshape(ctx.logits.shape[0], -1).log_softmax(1)
+            return logp.gather(1, idx.to(logp.device).view(-1, 1)).squeeze(1)
+        return BoundTerm(score, (), True)
+
+
 class LayerNorm(Term):
     """A whole layer's code size: the root mean square of its activations (Yosinski's layer maximisation).
 
@@ -304,7 +331,7 @@ def bind_objectives(insp, objectives: Any, batch: int | None = None,
         obj = objective(objectives) - sum(penalties, Objective())
         n = batch
         if n is None:
-            idx = [t.target.index for _, t in obj.terms if isinstance(t, TargetTerm)
+            idx = [t.target.index for _, t in obj.terms if isinstance(t, (TargetTerm, LogProb))
                    and isinstance(t.target, _targets.Class) and isinstance(t.target.index, tuple)]
             n = len(idx[0]) if idx else 1
         if isinstance(n, bool) or int(n) < 1:

@@ -10,9 +10,11 @@ __all__ = ["OptimizationResult", "InversionResult", "StyleResult", "DreamResult"
 
 
 def _render(images: np.ndarray, scale: int = 1) -> np.ndarray:
+    """The pictures in one row (1 px gaps) as uint8 (H, W, 3)."""
     from ipynetviz.render import tile  # rendering is only needed for display
 
-    return tile(images, scale=scale)
+    n = len(images)
+    return tile(images, ncols=n, pad=0 if n == 1 else 1, scale=scale)[0]
 
 
 @dataclass(frozen=True, eq=False)
