@@ -30,11 +30,11 @@ def digits():
 
 @pytest.fixture(scope="module")
 def low_rank():
-    """1200 x 1100 features with a decaying spectrum (min side > 1000: the randomized solver)."""
+    """800 x 300 features with a decaying spectrum, far from the origin (tests the implicit centring)."""
     rng = np.random.default_rng(0)
-    z = rng.standard_normal((1200, 40)) * (20.0 / np.arange(1, 41))
-    w = rng.standard_normal((40, 1100)) / np.sqrt(40)
-    return (z @ w + 0.05 * rng.standard_normal((1200, 1100)) + 3.0).astype(np.float32)
+    z = rng.standard_normal((800, 40)) * (20.0 / np.arange(1, 41))
+    w = rng.standard_normal((40, 300)) / np.sqrt(40)
+    return (z @ w + 0.05 * rng.standard_normal((800, 300)) + 3.0).astype(np.float32)
 
 
 def small_cnn(seed=0):
@@ -80,8 +80,9 @@ def test_randomized_pca_matches_covariance_eigendecomposition(low_rank):
     xc = x - x.mean(0)
     evals, evecs = np.linalg.eigh(xc.T @ xc / (len(x) - 1))  # the textbook definition, in float64
     want = xc @ evecs[:, ::-1][:, :2]
-    got = pca(low_rank, 2, seed=3)
+    got = pca(low_rank, 2, seed=3, solver="randomized")
     assert got.solver == "randomized"
+    assert pca(np.random.default_rng(0).random((1001, 1001)), 2).solver == "randomized"  # the automatic switch
     scale = np.abs(want).max()
     np.testing.assert_allclose(np.abs(got.to_numpy()), np.abs(want), atol=1e-3 * scale)
     np.testing.assert_allclose(got.explained_variance.numpy(), evals[::-1][:2], rtol=1e-3)

@@ -98,9 +98,9 @@ def _umap(x: torch.Tensor, n_components: int, seed: int, kwargs: dict) -> np.nda
 def embed_features(x: Any, method: str = "pca", *, n_components: int = 2, perplexity: float = 30.0, seed: int = 0,
                    callback: Callable[[EmbeddingFrame], Any] | None = None, callback_every: int = 25,
                    cancel: Any = None, labels: Any = None, indices: Any = None, device: Any = None,
-                   n_iter: int = 500, early_exaggeration_iter: int = 250, early_exaggeration: float = 12.0,
+                   n_iter: int = 250, early_exaggeration_iter: int = 250, early_exaggeration: float = 12.0,
                    learning_rate: Any = "auto", n_jobs: int = 2, pca_dims: int | None = 50,
-                   neighbors: str = "auto", negative_gradient_method: str = "fft", trustworthiness: bool = True,
+                   neighbors: str = "auto", negative_gradient_method: str = "auto", trustworthiness: bool = True,
                    trustworthiness_points: int = 2000, umap_kwargs: dict | None = None,
                    settings: dict | None = None) -> Embedding:
     """Map N feature vectors to 2-D by PCA (torch, on the device), t-SNE (openTSNE) or UMAP (umap-learn).
@@ -120,13 +120,16 @@ def embed_features(x: Any, method: str = "pca", *, n_components: int = 2, perple
         labels: (N,) class labels; None draws a single class (``has_labels=False``).
         indices: (N,) data set positions of the rows (default ``arange(N)``), used in messages and the result.
         device: where PCA, neighbours and distances run (default: ``x``'s device; CPU for numpy).
-        n_iter, early_exaggeration_iter, early_exaggeration, learning_rate: t-SNE optimisation schedule
-            (openTSNE's defaults; "auto" learning rate = N / exaggeration).
+        n_iter, early_exaggeration_iter, early_exaggeration, learning_rate: t-SNE optimisation schedule:
+            250 exaggerated + 250 normal iterations ("auto" learning rate = N / exaggeration). Half the 1,000 of
+            scikit-learn's default, at the same trustworthiness on shapes-cnn codes (0.9942 with 250 normal
+            iterations, 0.9943 with 500; scikit-learn 0.9942); pass n_iter=500 for more polished clusters.
         n_jobs: t-SNE threads.
         pca_dims: t-SNE and UMAP first reduce wider features to this many principal components (None: never).
         neighbors: t-SNE neighbour search: "exact" (torch, on the device), "approx" (openTSNE's Annoy) or
             "auto" (exact on a GPU or up to 20,000 points).
-        negative_gradient_method: "fft" (interpolation; fast for large N) or "bh" (Barnes-Hut).
+        negative_gradient_method: "fft" (interpolation), "bh" (Barnes-Hut) or "auto" (BH below 5,000 points,
+            where FFT's fixed grid cost dominates, else FFT).
         trustworthiness: compute scikit-learn's trustworthiness (10 neighbours) of the map.
         trustworthiness_points: subsample size for the trustworthiness of big maps.
         umap_kwargs: extra ``umap.UMAP`` arguments.
@@ -179,7 +182,7 @@ def embed_features(x: Any, method: str = "pca", *, n_components: int = 2, perple
             raise InputError(f"t-SNE here makes 2-D maps; use n_components=2 (got {k}) or method='pca'")
         reduced = feats
         if pca_dims is not None and d > pca_dims and n > pca_dims:
-            reduced = pca(feats, int(pca_dims), seed=seed, n_iter=1).coords
+            reduced = pca(feats, int(pca_dims), seed=seed, n_iter=1, n_oversamples=10).coords
             record.update(pca_dims=int(pca_dims))
         else:
             record.update(pca_dims=None)

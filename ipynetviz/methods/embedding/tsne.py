@@ -10,6 +10,9 @@ import torch
 
 from .pca import pca
 
+# Below this many points Barnes-Hut beats the FFT method, whose interpolation grid costs the same for any N
+# (measured here: 300 points, 200 iterations: 1.8 s BH vs 6.8 s FFT; 5,000 points about equal).
+FFT_MIN_POINTS = 5_000
 # Exact neighbours cost O(N^2 D); up to this many points on a CPU they beat Annoy's index build (measured
 # 5,000 x 50: ~0.5 s exact vs ~3.5 s Annoy on 2 cores). Above it, on a CPU, openTSNE's approximate index is used.
 EXACT_KNN_MAX_CPU = 20_000
@@ -148,6 +151,9 @@ def run_tsne(x: torch.Tensor, *, perplexity: float, n_iter: int, early_exaggerat
     if stream.cancelled():
         return init.astype(np.float32), {**details, "iterations": 0}, True
 
+    if negative_gradient_method == "auto":
+        negative_gradient_method = "fft" if n >= FFT_MIN_POINTS else "bh"
+    details["negative_gradient_method"] = negative_gradient_method
     use_callbacks = callback is not None or cancel is not None
     embedding = TSNEEmbedding(init, affinities, learning_rate=learning_rate, n_jobs=n_jobs, random_state=seed,
                               negative_gradient_method=negative_gradient_method,
