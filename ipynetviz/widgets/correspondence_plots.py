@@ -1,0 +1,119 @@
+"""bqplot parts of the CorrespondenceMatrix: the sorted matched-correlation curve and the layer x layer grid."""
+from __future__ import annotations
+
+from typing import Callable
+
+import bqplot as bq
+import ipywidgets as W
+import numpy as np
+
+
+def matching_of(corr, mode: str):
+    return corr.bipartite_ if mode == "bipartite" else corr.semi_
+
+
+def pair_rank(matching, a_unit: int, b_unit: int) -> int | None:
+    """Rank (0 = best) of the pair (a_unit, b_unit) among the matched pairs, or None if not a pair."""
+    hit = np.flatnonzero((matching.pairs[:, 0] == a_unit) & (matching.pairs[:, 1] == b_unit))
+    if not hit.size:
+        return None
+    return int((matching.matched_corr > matching.matched_corr[hit[0]]).sum())
+
+
+class MatchCurve:
+    """Matched correlations sorted best first, for bipartite and semi matching (Li et al. 2016, Fig. 3),
+    a dashed line at 0.9, and a dot on the selected pair. ``figure`` has the CSS class
+    ``t-correspondence-curve``."""
+
+    def __init__(self):
+        xs, self.y = bq.LinearScale(), bq.LinearScale(min=0.0, max=1.0)
+        sc = {"x": xs, "y": self.y}
+        self.lines = {m: bq.Lines(x=[0], y=[0], scales=sc, colors=[col], labels=[m], display_legend=True,
+                                  stroke_width=2) for m, col in (("bipartite", "#1f77b4"), ("semi", "#ff7f0e"))}
+        self.reference = bq.Lines(x=[0, 1], y=[0.9, 0.9], scales=sc, colors=["#999"], line_style="dashed")
+        self.dot = bq.Scatter(x=[], y=[], scales=sc, colors=["#ff2d55"], default_size=48)
+        self.figure = bq.Figure(
+            marks=[self.reference, *self.lines.values(), self.dot], title="matched correlations, sorted",
+            axes=[bq.Axis(scale=xs, label="pair (best first)"),
+                  bq.Axis(scale=self.y, side="left", label="correlation")],
+            legend_location="bottom-left", fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 10},
+            layout=W.Layout(width="440px", height="280px"))
+        self.figure.add_class("t-correspondence-curve")
+
+    def draw(self, corr, mode: str) -> None:
+        low = 0.0
+        for m, line in self.lines.items():
+            y = matching_of(corr, m).sorted_corr()
+            line.x, line.y = np.arange(len(y)), y
+            line.stroke_width = 3 if m == mode else 1.5
+            low = min(low, float(y.min()) if y.size else 0.0)
+        self.y.min = float(np.floor(low * 10) / 10)
+        self.reference.x = [0, max(1, corr.correlation_.shape[0] - 1)]
+
+    def mark(self, corr, mode: str, cell) -> None:
+        """Put the dot on ``cell`` = (A unit, B unit) if it is a matched pair, else hide it."""
+        rank = None if corr is None or cell is None else pair_rank(matching_of(corr, mode), *cell)
+        if rank is None:
+            self.dot.x, self.dot.y = [], []
+            return
+        self.dot.x, self.dot.y = [rank], [float(matching_of(corr, mode).sorted_corr()[rank])]
+
+
+class LayerGridPlot:
+    """Linear CKA or mean SVCCA correlation between every layer of A and every layer of B, as a labelled
+    bqplot GridHeatMap; a click on a cell calls ``on_pick(layer_a, layer_b)``. ``box`` holds the measure
+    toggle (``t-correspondence-grid-measure``), the figure (``t-correspondence-grid``) and a note."""
+
+    def __init__(self, layers, on_pick: Callable[[str, str], None], on_error: Callable[[BaseException], None]):
+        la, lb = layers or ((), ())
+        self.on_pick, self.on_error = on_pick, on_error
+        self.result = None
+        shown = len(la) * len(lb) > 1  # bqplot squeezes a 1 x 1 grid away; one pair is the matrix itself
+        la, lb = (la, lb) if shown else (("-", " "), ("-", " "))
+        self.mark = bq.GridHeatMap(
+            color=np.full((len(la), len(lb)), np.nan), row=np.array(la), column=np.array(lb),
+            display_format=".2f", interactions={"click": "select"},
+            selected_style={"stroke": "#ff2d55", "stroke-width": "4px"},
+            scales={"row": bq.OrdinalScale(reverse=True), "column": bq.OrdinalScale(),
+                    "color": bq.ColorScale(min=0.0, max=1.0, scheme="viridis")},
+            font_style={"font-size": "11px", "fill": "white"})
+        self.mark.on_element_click(self._on_click)
+        sc = self.mark.scales
+        self.figure = bq.Figure(marks=[self.mark], title="layer × layer similarity",
+                                axes=[bq.Axis(scale=sc["row"], side="left", label="net A"),
+                                      bq.Axis(scale=sc["column"], label="net B")],
+                                fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 10},
+                                layout=W.Layout(width="360px", height="280px"))
+        self.figure.add_class("t-correspondence-grid")
+        self.picker = W.ToggleButtons(options=[("CKA", "cka"), ("SVCCA", "svcca")], value="cka",
+                                      style={"button_width": "72px"})
+        self.picker.add_class("t-correspondence-grid-measure")
+        self.info = W.HTML("computing…" if shown else "no layer × layer grid (grid=False, or one layer each)")
+        self.info.add_class("t-correspondence-grid-info")
+        self.box = W.VBox([self.picker, self.figure, self.info] if shown else [self.info])
+
+    def draw(self, result, measure: str) -> None:
+        self.result = result
+        self.mark.color = result.cka if measure == "cka" else result.svcca
+        self.info.value = (f"{'linear CKA' if measure == 'cka' else 'mean SVCCA correlation'} over "
+                           f"{result.n_images} images (maps of different sizes average-pooled to the smaller); "
+                           "click a cell to compare those layers")
+
+    def select(self, layer_a: str, layer_b: str) -> None:
+        g = self.result
+        if g is not None and layer_a in g.layers_a and layer_b in g.layers_b:
+            self.mark.selected = [[g.layers_a.index(layer_a), g.layers_b.index(layer_b)]]
+        elif g is not None:
+            self.mark.selected = None
+
+    def _on_click(self, mark, event) -> None:
+        try:
+            data, g = event.get("data", {}), self.result
+            if g is not None:
+                self.on_pick(g.layers_a[int(data["rowNum"])], g.layers_b[int(data["columnNum"])])
+        except Exception as err:  # shown in the view's error area
+            self.on_error(err)
+
+    def click(self, i: int, j: int) -> None:
+        """What a browser click on grid cell (i, j) does (for scripts and tests)."""
+        self._on_click(self.mark, {"event": "element_click", "data": {"rowNum": i, "columnNum": j}})
