@@ -146,8 +146,8 @@ class Preprocess:
         else:
             batch = self._resize(batch.float())
         _check_channels(batch, self.channels)
-        mean = torch.tensor(self.mean, dtype=batch.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=batch.dtype).view(1, -1, 1, 1)
+        mean = torch.tensor(self.mean, dtype=batch.dtype, device=batch.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=batch.dtype, device=batch.device).view(1, -1, 1, 1)
         return (batch / 255.0 - mean) / std
 
     def invert(self, x: torch.Tensor) -> torch.Tensor:

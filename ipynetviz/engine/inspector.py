@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -14,7 +15,7 @@ from .cache import ResultCache, fingerprint
 from .dataset import ImageSet, as_imageset
 from .errors import InputError, LayerNotFoundError, OutOfMemoryError, TargetError
 from .hooks import HookSession, StopForward, first_tensor
-from .inputs import apply_transform, is_model_input
+from .inputs import apply_transform, is_model_input, to_uint8_batch
 
 _NOT_CALLED = (nn.ModuleList, nn.ModuleDict)
 
@@ -241,7 +242,8 @@ class Inspector:
         """Model input (N, C, H, W) float on ``self.device`` from any accepted image kind, validated."""
         if isinstance(images, ImageSet):
             images = images.raw(slice(None))
-        if is_model_input(images):
+        from_images = not is_model_input(images)
+        if not from_images:
             x = images if isinstance(images, torch.Tensor) else torch.from_numpy(images)
             if x.ndim == 3:
                 x = x.unsqueeze(0)
@@ -250,6 +252,11 @@ class Inspector:
         else:
             if images is None:
                 raise InputError("no images given (None)")
+            if getattr(self.transform, "batched", False) and isinstance(images, (torch.Tensor, np.ndarray)):
+                # move the uint8 batch first (4x fewer bytes than float), then normalise on the device
+                batch = to_uint8_batch(images)
+                if isinstance(batch, torch.Tensor):
+                    images = batch.to(self.device)
             x = apply_transform(images, self.transform, self.expected_channels)
         if x.shape[0] == 0 or x.numel() == 0:
             raise InputError(f"empty input (shape {tuple(x.shape)}); pass at least one image")
@@ -262,10 +269,15 @@ class Inspector:
         p = next(self.model.parameters(), None)
         dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
         x = x.to(self.device, dtype=dtype)
-        finite = torch.isfinite(x)
-        if not bool(finite.all()):
+        # images decoded from uint8 are finite unless the transform divides by zero; a single sum is a cheap
+        # first check (10x cheaper than isfinite over every element), the full mask only when it fails
+        if from_images and self.transform is None:
+            return x
+        if not bool(torch.isfinite(x.sum())):
+            finite = torch.isfinite(x)
             bad = (~finite).reshape(x.shape[0], -1).any(1).nonzero().flatten().tolist()
-            raise InputError(f"input contains NaN or inf values (in images {bad[:8]}); clean or drop those images")
+            if bad:
+                raise InputError(f"input contains NaN or inf values (in images {bad[:8]}); clean or drop those images")
         return x
 
     def _wrap_forward_error(self, err: Exception, x: torch.Tensor) -> Exception:
@@ -371,9 +383,14 @@ class Inspector:
             x = self.prepare(raw)
             # (several parts only when an out-of-memory error halved the batch)
             parts = [out_and_cache for _, out_and_cache in self._run_batches(x, layers, bs, need_output=logits)]
-            acts = {l: torch.cat([cache[l] for _, cache in parts]) for l in layers}
-            if logits:
-                acts["logits"] = torch.cat([out for out, _ in parts])
+            if len(parts) == 1:
+                acts = dict(parts[0][1])
+                if logits:
+                    acts["logits"] = parts[0][0]
+            else:
+                acts = {l: torch.cat([cache[l] for _, cache in parts]) for l in layers}
+                if logits:
+                    acts["logits"] = torch.cat([out for out, _ in parts])
             yield sl, x, acts
 
     # ---------------------------------------------------------------- gradients

@@ -65,6 +65,7 @@ function render({ model, el }) {
     model.save_changes();
   });
   model.on("change:src", draw);
+  model.on("change:version", () => img.setAttribute("data-version", String(model.get("version"))));
   model.on("change:scale", draw);
   model.on("change:layout", outline);
   model.on("change:selected", outline);
