@@ -218,9 +218,12 @@ def test_unknown_transform_optimises_model_input_unclamped():
     assert r.images.dtype == np.uint8 and r.images.min() == 0 and r.images.max() == 255  # min-max display
 
 
-def test_batch_of_objectives_equals_separate_runs(norm_insp):
-    """Samples do not interact: 3 units in one batch give the pictures of 3 single runs."""
-    units = [Unit("conv3", c) for c in (1, 4, 9)]
+@pytest.mark.parametrize("units", [
+    [Unit("conv3", c) for c in (1, 4, 9)],                      # fused into one vectorised term
+    [Class(1), 2 * objective(Unit("conv3", 2)), LayerNorm("relu2")],  # one scorer per sample
+], ids=["fused", "mixed"])
+def test_batch_of_objectives_equals_separate_runs(norm_insp, units):
+    """Samples do not interact: objectives in one batch give the pictures of single runs."""
     together = visualize(norm_insp, units, steps=6, lr=0.05, regularizers=[Blur(0.5, 2), 1e-3 * L2()])
     for i, u in enumerate(units):
         alone = visualize(norm_insp, u, steps=6, lr=0.05, regularizers=[Blur(0.5, 2), 1e-3 * L2()])

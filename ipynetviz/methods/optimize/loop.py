@@ -6,6 +6,7 @@ parameter's ``.grad``, and keeps what it has when it is cancelled or interrupted
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -67,9 +68,9 @@ class Adam:
     def step(self, grad: torch.Tensor) -> None:
         b1, b2 = self.betas
         self.t += 1
-        self.m.mul_(b1).add_(grad, alpha=1 - b1)
+        self.m.lerp_(grad, 1 - b1)
         self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = (self.v / (1 - b2 ** self.t)).sqrt_().add_(self.eps)
+        denom = self.v.sqrt().div_(math.sqrt(1 - b2 ** self.t)).add_(self.eps)
         self.param.addcdiv_(self.m, denom, value=self.lr / (1 - b1 ** self.t))
 
 

@@ -102,8 +102,15 @@ class Objective:
             raise SettingError("the objective is empty; give a target such as Class(3) or Unit('conv3', 5)")
         bound = [(w, t.bind(insp, n)) for w, t in self.terms]
         layers = tuple(dict.fromkeys(l for _, b in bound for l in b.layers))
-        return BoundObjective(lambda ctx: sum(w * b.score(ctx) for w, b in bound), layers,
-                              any(b.needs_logits for _, b in bound), self.describe())
+
+        def score(ctx: Context) -> torch.Tensor:  # runs every step: no multiply by 1, no 0 + ...
+            total = None
+            for w, b in bound:
+                s = b.score(ctx)
+                s = s if w == 1.0 else s * w
+                total = s if total is None else total + s
+            return total
+        return BoundObjective(score, layers, any(b.needs_logits for _, b in bound), self.describe())
 
 
 class Term(Objective):
@@ -315,6 +322,50 @@ class BatchObjective:
         return torch.cat([s.score(ctx.sample(i)).reshape(1) for i, s in enumerate(self.scorers)])
 
 
+class _UnitBatch(Term):
+    """Unit ``channels[i]`` of one layer for sample i (mean over positions), weighted: n units as one term."""
+
+    def __init__(self, layer: str, channels: tuple, reduce: str, weights: tuple):
+        super().__init__()
+        self.layer, self.channels, self.reduce, self.weights = layer, channels, reduce, weights
+
+    def describe(self) -> str:
+        return f"{self.layer}[{list(self.channels)}]"
+
+    def bind(self, insp, n: int) -> BoundTerm:
+        for c in sorted(set(self.channels)):  # validate each unit as the engine would
+            _targets.resolve(_targets.Unit(self.layer, c, reduce=self.reduce), 1, insp.num_classes,
+                             insp.layer_shape)
+        cached: dict = {}
+
+        def score(ctx: Context) -> torch.Tensor:
+            a = ctx.captured[self.layer]
+            if a.device not in cached:
+                cached[a.device] = (torch.arange(n, device=a.device), torch.tensor(self.channels, device=a.device),
+                                    torch.tensor(self.weights, dtype=a.dtype, device=a.device))
+            rows, chans, w = cached[a.device]
+            a = a[rows, chans].reshape(n, -1)
+            return (a.mean(1) if self.reduce == "mean" else a.amax(1)) * w
+        return BoundTerm(score, (self.layer,), False)
+
+
+def _fuse(objs: Sequence[Objective]) -> Objective | None:
+    """n single-target objectives of one kind as one vectorised term, or None if they differ in kind."""
+    terms = [o.terms[0] if len(o.terms) == 1 else (None, None) for o in objs]
+    targets = [t.target if isinstance(t, TargetTerm) else None for _, t in terms]
+    weights = tuple(w for w, _ in terms)
+    if len(objs) < 2 or any(t is None for t in targets):
+        return None
+    if all(isinstance(t, _targets.Class) and isinstance(t.index, int) for t in targets) and \
+            all(w == 1.0 for w in weights):
+        return TargetTerm(_targets.Class(tuple(t.index for t in targets)))
+    if all(isinstance(t, _targets.Unit) and t.y is None for t in targets):
+        layer, reduce = targets[0].layer, targets[0].reduce
+        if all(t.layer == layer and t.reduce == reduce for t in targets):
+            return _UnitBatch(layer, tuple(t.channel for t in targets), reduce, weights)
+    return None
+
+
 def bind_objectives(insp, objectives: Any, batch: int | None = None,
                     penalties: Sequence[Objective] = ()) -> BatchObjective:
     """Bind one objective (for ``batch`` samples) or a list (one per sample), minus ``penalties``."""
@@ -325,8 +376,14 @@ def bind_objectives(insp, objectives: Any, batch: int | None = None,
         if batch not in (None, len(objs)):
             raise SettingError(f"batch={batch} but {len(objs)} objectives were given; leave batch out")
         penalty = sum(penalties, Objective())
-        bound = [(o - penalty).bind(insp, 1) for o in objs]
         n = len(objs)
+        fused = _fuse(objs)
+        if fused is not None:  # one vectorised term instead of n per-sample scorers
+            bound = [(fused - penalty).bind(insp, n)]
+            descriptions = tuple(f"{o.describe()}" + (f" - {penalty.describe()}" if penalty.terms else "")
+                                 for o in objs)
+            return BatchObjective(tuple(bound), bound[0].layers, bound[0].needs_logits, n, descriptions)
+        bound = [(o - penalty).bind(insp, 1) for o in objs]
     else:
         obj = objective(objectives) - sum(penalties, Objective())
         n = batch
