@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .colors import _np, lut
 
-__all__ = ["matrix_picture", "colorbar", "line_plot", "PALETTE"]
+__all__ = ["matrix_picture", "colorbar", "line_plot", "nice_ticks", "PALETTE"]
 
 # distinguishable line colours (Tableau 10's first six)
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
@@ -64,12 +64,30 @@ def _font():
     return ImageFont.load_default()
 
 
+def nice_ticks(lo: float, hi: float, most: int = 6) -> np.ndarray:
+    """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) covering [lo, hi], at most ``most``.
+
+    Example:
+        >>> nice_ticks(-0.1, 1.0).tolist()
+        [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    """
+    span = max(hi - lo, 1e-12)
+    base = 10.0 ** np.floor(np.log10(span / most))
+    step = next(m * base for m in (1, 2, 2.5, 5, 10, 20) if np.floor(span / (m * base) + 1e-9) + 1 <= most)
+    ticks = np.arange(np.ceil(lo / step - 1e-9) * step, hi + step * 1e-9, step)
+    return np.round(ticks, 10) + 0.0  # + 0.0: no "-0" label
+
+
 def line_plot(series: Mapping[str, np.ndarray], size: tuple[int, int] = (360, 220), ylim=(0.0, 1.0),
-              hlines=(), title: str = "", xlabel: str = "", ylabel: str = "", colors=None) -> np.ndarray:
+              hlines=(), title: str = "", xlabel: str = "", ylabel: str = "", colors=None,
+              x_fraction: bool = False, legend: str = "top right") -> np.ndarray:
     """Curves y[i] over x = 0, 1, 2, ... as a static picture with axes, ticks and a legend.
 
     Args:
         series: label -> 1-D values (NaN values are skipped); series may differ in length.
+        x_fraction: draw each series over x in [0, 1] (its i-th of n values at i / (n - 1)), so series of
+            different lengths span the same width.
+        legend: "top right" or "bottom left".
         size: (width, height) of the picture in pixels.
         ylim: (low, high) of the y axis; values outside are clipped to the frame.
         hlines: y values drawn as thin dashed reference lines (e.g. 0.9).
@@ -89,26 +107,32 @@ def line_plot(series: Mapping[str, np.ndarray], size: tuple[int, int] = (360, 22
         raise ValueError(f"ylim must be (low, high) with high > low, got {ylim}")
     if not series:
         raise ValueError("line_plot needs at least one series")
+    if legend not in ("top right", "bottom left"):
+        raise ValueError(f"legend must be 'top right' or 'bottom left', got {legend!r}")
     colors = list(colors or PALETTE)
     font = _font()
     img = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(img)
-    left, right, top, bottom = 36, 8, 18 if title else 8, 28 if xlabel else 18
+    left, right, top, bottom = 34, 10, 18 if title else 8, 28 if xlabel else 18
     x0, x1, y0, y1 = left, width - right, top, height - bottom
     n = max(len(np.asarray(v).reshape(-1)) for v in series.values())
-    xmax = max(n - 1, 1)
+    xmax = 1.0 if x_fraction else float(max(n - 1, 1))
 
-    def px(i, y):
-        return (x0 + (x1 - x0) * i / xmax, y1 - (y1 - y0) * (np.clip(y, lo, hi) - lo) / (hi - lo))
+    def px(x, y):
+        return (x0 + (x1 - x0) * x / xmax, y1 - (y1 - y0) * (np.clip(y, lo, hi) - lo) / (hi - lo))
 
-    for t in np.linspace(lo, hi, 5):  # y ticks and grid
+    for t in nice_ticks(lo, hi):  # y ticks and grid
         _, yy = px(0, t)
         draw.line([(x0, yy), (x1, yy)], fill=(235, 235, 235))
-        draw.text((2, yy - 6), f"{t:.2g}", fill=(80, 80, 80), font=font)
-    for t in np.unique(np.linspace(0, xmax, min(5, xmax + 1)).round().astype(int)):
+        label = f"{t:g}"
+        draw.text((x0 - 4 - draw.textlength(label, font=font), yy - 6), label, fill=(80, 80, 80), font=font)
+    xticks = nice_ticks(0, xmax) if x_fraction else nice_ticks(0, xmax).round().astype(int)
+    for t in np.unique(xticks):
         xx, _ = px(t, lo)
         draw.line([(xx, y1), (xx, y1 + 3)], fill=(80, 80, 80))
-        draw.text((xx - 4, y1 + 4), str(int(t)), fill=(80, 80, 80), font=font)
+        label = f"{t:g}"
+        w = draw.textlength(label, font=font)
+        draw.text((min(xx - w / 2, width - 2 - w), y1 + 4), label, fill=(80, 80, 80), font=font)
     for h in hlines:
         _, yy = px(0, h)
         for xs in range(int(x0), int(x1), 6):
@@ -118,15 +142,19 @@ def line_plot(series: Mapping[str, np.ndarray], size: tuple[int, int] = (360, 22
         v = np.asarray(values, dtype=np.float64).reshape(-1)
         color = tuple(colors[k % len(colors)])
         ok = np.flatnonzero(~np.isnan(v))
-        points = [px(i, v[i]) for i in ok]
+        scale = 1.0 / max(len(v) - 1, 1) if x_fraction else 1.0
+        points = [px(i * scale, v[i]) for i in ok]
         if len(points) > 1:
             draw.line(points, fill=color, width=2)
         elif points:
             x, y = points[0]
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=color)
-        ly = y0 + 4 + 12 * k  # legend, top right
-        draw.line([(x1 - 90, ly + 5), (x1 - 76, ly + 5)], fill=color, width=2)
-        draw.text((x1 - 72, ly), str(label)[:14], fill=(40, 40, 40), font=font)
+        if legend == "bottom left":
+            lx, ly = x0 + 6, y1 - 4 - 12 * (len(series) - k)
+        else:
+            lx, ly = x1 - 90, y0 + 4 + 12 * k
+        draw.line([(lx, ly + 5), (lx + 14, ly + 5)], fill=color, width=2)
+        draw.text((lx + 18, ly), str(label)[:14], fill=(40, 40, 40), font=font)
     if title:
         draw.text((x0, 3), title, fill=(0, 0, 0), font=font)
     if xlabel:
