@@ -50,7 +50,8 @@ def test_algebra_builds_weighted_sums_of_engine_targets():
 def test_bound_objective_equals_a_hand_computed_score(norm_insp):
     torch.manual_seed(1)
     x = torch.randn(2, 3, 32, 32)
-    obj = Class(3) - 1e-4 * L2() + 0.5 * objective(Unit("relu2", 4)) - 0.1 * TV() + 2 * LayerNorm("relu3", channels=[1, 5])
+    obj = (Class(3) - 1e-4 * L2() + 0.5 * objective(Unit("relu2", 4)) - 0.1 * TV()
+           + 2 * LayerNorm("relu3", channels=[1, 5]))
     bound = bind_objectives(norm_insp, obj, batch=2)
     assert set(bound.layers) == {"relu2", "relu3"} and bound.needs_logits
     ctx = _context(norm_insp, x, list(bound.layers))

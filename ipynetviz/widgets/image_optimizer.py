@@ -95,8 +95,8 @@ class ImageOptimizer(View):
         self.channel_picker = W.BoundedIntText(value=0, min=0, max=self._channels(start) - 1, description="unit",
                                                layout=W.Layout(width="130px"))
         self.channel_picker.add_class("t-optimizer-channel")
-        self.class_picker = dropdown([("none: class 0, untargeted attack", -1)] + [(f"{i}: {c}", i) for i, c in enumerate(names)],
-                                     -1, "class", "t-optimizer-class")
+        classes = [("none: class 0, untargeted attack", -1)] + [(f"{i}: {c}", i) for i, c in enumerate(names)]
+        self.class_picker = dropdown(classes, -1, "class", "t-optimizer-class")
         self.score_picker = dropdown([("logit", "logit"), ("log-probability", "probability")], "logit", "score",
                                      "t-optimizer-score")
         n_img = len(self.images) if self.images is not None else 1

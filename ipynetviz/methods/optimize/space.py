@@ -54,7 +54,8 @@ def is_cancelled(cancel: Any) -> bool:
         return bool(cancel.is_set())
     if callable(cancel):
         return bool(cancel())
-    raise SettingError(f"cancel must be a threading.Event, an executor Ticket or a callable, got {type(cancel).__name__}")
+    raise SettingError("cancel must be a threading.Event, an executor Ticket or a callable, "
+                       f"got {type(cancel).__name__}")
 
 
 def _normalisation(transform: Any) -> tuple[Sequence[float], Sequence[float]] | None:
