@@ -3,6 +3,8 @@ the method says drives that unit (gradient, saliency, guided backprop or deconvn
 from __future__ import annotations
 
 import html
+import threading
+import weakref
 
 import ipywidgets as W
 import numpy as np
@@ -19,6 +21,20 @@ from .filter_grid import link_selection
 METHODS = {"guided backprop": "guided_backprop", "gradient": "gradient", "saliency": "saliency",
            "deconvnet": "deconvnet"}
 SHOWN = 192  # display size of the image, the map and the visualization, in screen pixels
+
+_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def model_lock(insp) -> threading.RLock:
+    """One lock per inspector, held by these views while they run the model.
+
+    Each view works in its own background thread, but module hooks and the eval guard's saved
+    ``requires_grad`` flags belong to the one shared model, so two views must not run it at the same time.
+    """
+    lock = getattr(insp, "model_lock", None)  # an engine-wide lock, once the Inspector offers one
+    if lock is None:
+        lock = _LOCKS.setdefault(insp, threading.RLock())
+    return lock
 
 
 class NeuronPicker(View):
@@ -160,12 +176,14 @@ class NeuronPicker(View):
 
         def job(ticket):
             raw = self.images.raw([index])
-            if self.acts_key != (index, layer):
-                acts = self.insp.activations(raw, [layer])[layer][0].float().numpy()
-                picture = input_pictures(self.insp, self.images, [index])[0]
-                ticket.emit(("maps", (index, layer), acts, picture))
-            ticket.check()
-            return key, attribute(self.insp, raw, target, method)
+            with model_lock(self.insp):
+                ticket.check()
+                if self.acts_key != (index, layer):
+                    acts = self.insp.activations(raw, [layer])[layer][0].float().numpy()
+                    picture = input_pictures(self.insp, self.images, [index])[0]
+                    ticket.emit(("maps", (index, layer), acts, picture))
+                ticket.check()
+                return key, attribute(self.insp, raw, target, method)
         self.submit(job, on_result=self._show_result, on_partial=self._show_maps,
                     busy=f"{METHODS_LABEL.get(method, method)} of {self._describe(target)} on image {index}")
         if self.acts is not None and self.acts_key == (index, layer):
@@ -210,7 +228,7 @@ class NeuronPicker(View):
         self.shown = key
         a = result.attributions[0]
         self.info.value = (f"<b>{html.escape(METHODS_LABEL[key['method']])}</b> of "
-                           f"<b>{html.escape(result.target)}</b> on image {key['image_index']}: unit value "
+                           f"<b>{html.escape(self._describe(key_target(key)))}</b> on image {key['image_index']}: unit value "
                            f"{float(result.scores[0]):.4g}; max |attribution| {float(a.abs().max()):.3g}")
 
     # ------------------------------------------------------------ clicks
@@ -244,3 +262,9 @@ class NeuronPicker(View):
 
 
 METHODS_LABEL = {v: k for k, v in METHODS.items()}
+
+
+def key_target(key: dict) -> Unit:
+    """The unit a ``shown`` record explains."""
+    pos = key["position"]
+    return Unit(key["layer"], key["channel"], *(pos if pos is not None else ()))

@@ -19,6 +19,7 @@ from ..methods.units import input_pictures
 from ..render import resize, tile, to_hwc_uint8
 from .base import ClickImage, View, dropdown, guarded
 from .filter_grid import link_selection
+from .neuron_picker import model_lock
 
 FILL_CHOICES = [("zero", "zero"), ("image mean", "mean"), ("blurred", "blur"), ("grey", (0.5, 0.5, 0.5))]
 SHOWN = 256  # display size of the heat map and the occluded image, in screen pixels
@@ -150,11 +151,13 @@ class OcclusionExplorer(View):
 
         def job(ticket):
             raw = self.images.raw([index])
-            return occlusion(
-                self.insp, raw, target=None if target is None else Class(target), window=window, stride=stride,
-                fill=fill, batch_size=self.batch_size, progressive=self.progressive,
-                callback=lambda r: None if r.complete else ticket.emit(r), cancel=ticket,
-                progress=lambda done, total: ticket.emit(("progress", done, total)))
+            with model_lock(self.insp):
+                ticket.check()
+                return occlusion(
+                    self.insp, raw, target=None if target is None else Class(target), window=window,
+                    stride=stride, fill=fill, batch_size=self.batch_size, progressive=self.progressive,
+                    callback=lambda r: None if r.complete else ticket.emit(r), cancel=ticket,
+                    progress=lambda done, total: ticket.emit(("progress", done, total)))
         self.submit(job, on_result=lambda r: self._show(r, want), on_partial=lambda v: self._partial(v, want),
                     busy=f"occluding image {index}: window {window}, stride {stride}")
 
@@ -211,7 +214,8 @@ class OcclusionExplorer(View):
         y0, y1, x0, x1 = self.result.box(gy, gx)
         self.heatmap.box = [y0, x0, y1, x1]
         x = self.result.occluded(0, gy, gx)
-        probs, _ = self.insp.predict(x.to(self.insp.device))
+        with model_lock(self.insp):
+            probs, _ = self.insp.predict(x.to(self.insp.device))
         picture = display_images(self.insp, x)[0]
         self.occluded.scale = SHOWN / max(picture.shape[:2])
         self.occluded.set_image(picture)

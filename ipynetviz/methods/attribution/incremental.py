@@ -93,7 +93,7 @@ class IncrementalRunner:
         full_fraction: a rectangle covering more than this fraction of its map turns into a full tensor.
     """
 
-    def __init__(self, graph_module: fx.GraphModule, x: torch.Tensor, full_fraction: float = 0.6):
+    def __init__(self, graph_module: fx.GraphModule, x: torch.Tensor, full_fraction: float = 0.85):
         self.gm = graph_module
         self.modules = dict(graph_module.named_modules())
         self.nodes = list(graph_module.graph.nodes)
@@ -409,7 +409,7 @@ def occluded_rectangles(image: torch.Tensor, fill: torch.Tensor, boxes: np.ndarr
     return torch.where(inside[..., None], fil, img).permute(0, 3, 1, 2)
 
 
-def build_runner(model: nn.Module, x: torch.Tensor, full_fraction: float = 0.6, check_boxes: np.ndarray | None = None,
+def build_runner(model: nn.Module, x: torch.Tensor, full_fraction: float = 0.85, check_boxes: np.ndarray | None = None,
                  fill: torch.Tensor | None = None, atol: float = 1e-4):
     """An :class:`IncrementalRunner` for ``model`` on image ``x`` (1, C, H, W), or None if it cannot be used.
 

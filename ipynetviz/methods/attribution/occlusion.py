@@ -185,7 +185,7 @@ def occlusion(insp, images, target=None, window=16, stride=8, fill="zero", batch
         stride: step between windows, or (height, width). As in Captum, the last window may hang over the
             border and is clipped.
         fill: "zero", "mean", "blur" or a colour (see :func:`fill_values`).
-        batch_size: occluded images per forward pass (default 32).
+        batch_size: occluded images per forward pass (default 64 with incremental inference, else 32).
         progressive: first score the grid at twice the stride and hand that result (``complete=False``) to
             ``callback``, then fill in the rest.
         callback: called with each intermediate result and the final one.
@@ -214,8 +214,8 @@ def occlusion(insp, images, target=None, window=16, stride=8, fill="zero", batch
     if win[0] > H or win[1] > W:
         raise InputError(f"window {win[0]}x{win[1]} is larger than the {H}x{W} image; "
                          f"use a window of at most {min(H, W)}")
-    bs = 32 if batch_size is None else int(batch_size)
-    if bs <= 0:
+    bs = 0 if batch_size is None else int(batch_size)
+    if batch_size is not None and bs <= 0:
         raise InputError(f"batch_size must be positive, got {batch_size}")
     target = _resolve_targets(insp, x, target)
     fills = fill_values(insp, x, fill, win)
@@ -272,13 +272,14 @@ def _run(insp, x, fills, target, win, step, fill_key, bs, progressive, callback,
             for i in range(n):
                 boxes = _boxes(pys, pxs, win, (H, W))
                 todo = np.array([b for b in boxes if (int(b[0]), int(b[2])) not in seen[i]]).reshape(-1, 4)
+                size = bs or (64 if scorers[i].runner is not None else 32)
                 if scorers[i].runner is not None and len(todo):
                     # batch windows of one alignment together: their changed rectangles have equal sizes
                     a = scorers[i].runner.alignment
                     todo = todo[np.lexsort((todo[:, 2], todo[:, 0], todo[:, 2] % a, todo[:, 0] % a))]
-                for start in range(0, len(todo), bs):
+                for start in range(0, len(todo), size):
                     _check_cancel(cancel)
-                    chunk = todo[start:start + bs]
+                    chunk = todo[start:start + size]
                     s, p = scorers[i](chunk)
                     s = s.cpu().tolist()
                     p = [None] * len(s) if p is None else p.cpu().tolist()
