@@ -192,6 +192,7 @@ def test_layer_grid_and_its_click(widget, nets, images):
         want = linear_cka(flat(reference_acts(nets[0], few, layer)), flat(reference_acts(nets[1], few, layer)))
         assert g.cka[i, i] == pytest.approx(want, abs=1e-6)
     np.testing.assert_allclose(widget.grid_plot.mark.color, g.cka)
+    assert widget.grid_plot.figure.layout.visibility == "visible"
     widget.grid_measure = "svcca"
     np.testing.assert_allclose(widget.grid_plot.mark.color, g.svcca)
     widget.grid_plot.click(2, 1)  # row relu3 of A, column relu2 of B

@@ -83,8 +83,8 @@ class LayerGridPlot:
                                 axes=[bq.Axis(scale=sc["row"], side="left", label="net A"),
                                       bq.Axis(scale=sc["column"], label="net B")],
                                 fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 10},
-                                layout=W.Layout(width="360px", height="280px"))
-        self.figure.add_class("t-correspondence-grid")
+                                layout=W.Layout(width="360px", height="280px", visibility="hidden"))
+        self.figure.add_class("t-correspondence-grid")  # hidden until computed: no grid of NaN labels
         self.picker = W.ToggleButtons(options=[("CKA", "cka"), ("SVCCA", "svcca")], value="cka",
                                       style={"button_width": "72px"})
         self.picker.add_class("t-correspondence-grid-measure")
@@ -95,6 +95,7 @@ class LayerGridPlot:
     def draw(self, result, measure: str) -> None:
         self.result = result
         self.mark.color = result.cka if measure == "cka" else result.svcca
+        self.figure.layout.visibility = "visible"
         self.info.value = (f"{'linear CKA' if measure == 'cka' else 'mean SVCCA correlation'} over "
                            f"{result.n_images} images (maps of different sizes average-pooled to the smaller); "
                            "click a cell to compare those layers")

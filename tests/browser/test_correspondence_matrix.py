@@ -19,7 +19,7 @@ CELLS = [
     "from ipynetviz.widgets.correspondence_matrix import CorrespondenceMatrix\n"
     "a, b = nv.zoo.load('shapes-cnn', seed=0), nv.zoo.load('shapes-cnn', seed=1)\n"
     f"images, _ = nv.zoo.shapes({N_IMAGES}, split='test')\n"
-    "w = CorrespondenceMatrix(a, b, images, grid_images=32)\n"
+    "w = CorrespondenceMatrix(a, b, images, grid_images=16)\n"
     "display(w, StateProbe(w, ['layer_a', 'layer_b', 'mode', 'scope', 'cell', 'cell_corr', 'image_index']))",
 ]
 
@@ -86,12 +86,13 @@ def test_click_a_cell_shows_that_pair(voila, expected):
     # the within-net toggle: A x A keeps the position, so the cell now names two A units
     page.locator(".t-correspondence-scope button", has_text="A × A").click()
     state = wait_state(page, lambda s: s["scope"] == "within_a")
-    assert "net A" in page.locator(".t-correspondence-col-title").inner_text()
+    page.wait_for_function("document.querySelector('.t-correspondence-col-title').innerText.startsWith('net A')",
+                           timeout=30000)
 
     # the layer x layer grid (bqplot): click cell (relu1 of A, relu2 of B); the matrix becomes 32 x 64
-    page.wait_for_selector(".t-correspondence-grid .heatmapcell", timeout=120000)
     page.wait_for_function(
-        "document.querySelector('.t-correspondence-grid-info').innerText.includes('over 32 images')", timeout=120000)
+        "document.querySelector('.t-correspondence-grid-info').innerText.includes('over 16 images')", timeout=240000)
+    page.wait_for_selector(".t-correspondence-grid .heatmapcell", timeout=30000)  # shown once computed
     page.locator(".t-correspondence-grid .heatmapcell").nth(1).click()
     wait_state(page, lambda s: s["layer_a"] == "relu1" and s["layer_b"] == "relu2", timeout=60)
     page.locator(".t-correspondence-scope button", has_text="A × B").click()
