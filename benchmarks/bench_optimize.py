@@ -20,9 +20,23 @@ import warnings
 import torch
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from benchmarks._common import cuda_sync, record, setup, timeit  # noqa: E402
+from benchmarks._common import cuda_sync, record, setup  # noqa: E402
 from ipynetviz.engine import Class, Unit  # noqa: E402
 from ipynetviz.methods.optimize import visualize  # noqa: E402
+
+
+def timeit(fn, repeat: int, sync) -> float:
+    """Best of ``repeat`` wall times (after one warm-up): on a shared machine the minimum is the least noisy."""
+    import time
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        sync()
+        t = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def load(device):

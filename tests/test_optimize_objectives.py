@@ -239,3 +239,13 @@ def test_empty_and_mismatched_objective_lists(norm_insp):
         bind_objectives(norm_insp, [Class(0), Class(1), Class(2)], batch=2)
     assert bind_objectives(norm_insp, Class((0, 1, 2))).n == 3
     assert isinstance(objective(Class(1)), Objective)
+
+
+@pytest.mark.parametrize("name", ["space", "objectives", "regularizers", "visualize", "invert", "dream", "style",
+                                  "adversarial"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+    mod = importlib.import_module(f"ipynetviz.methods.optimize.{name}")
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
