@@ -57,8 +57,9 @@ class CorrespondenceMatrix(View):
     Example:
         >>> w = CorrespondenceMatrix(zoo.load("shapes-cnn", seed=0), zoo.load("shapes-cnn", seed=1),
         ...                          zoo.shapes(500, split="test")[0])          # doctest: +SKIP
-        >>> w.wait(); w.cell, w.cell_corr                                       # doctest: +SKIP
-        ((12, 3), 0.97...)
+        >>> w.wait(); w.click_cell(0, 0)                                        # doctest: +SKIP
+        >>> w.cell_corr == w.result.bipartite_.sorted_corr()[0]                 # doctest: +SKIP
+        True
     """
 
     layer_a = traitlets.Unicode()
@@ -127,7 +128,8 @@ class CorrespondenceMatrix(View):
         W.link((self.grid_plot.picker, "value"), (self, "grid_measure"))
         self.body.children = [
             W.HBox([self.picker_a, self.picker_b, self.mode_picker, self.scope_picker, self.index_picker]),
-            W.HBox([W.VBox([W.HBox([self.heatmap, self.legend]), self.info], layout=W.Layout(width="auto")),
+            W.HBox([W.VBox([W.HBox([self.heatmap, self.legend]), self.info],
+                           layout=W.Layout(width=f"{self.size + 70}px", margin="0 12px 0 0")),
                     W.VBox([self.cell_info, W.HBox([self.panels["row"], self.panels["col"]])])]),
             W.HBox([self.curve.figure, self.grid_plot.box])]
         self.set_trait("layer_a", start_a)
