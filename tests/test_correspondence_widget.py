@@ -293,3 +293,11 @@ def test_render_heatmap_parts():
         assert xs.min() <= 34 + 2 and xs.max() >= 200 - 10 - 2
     assert nice_ticks(0, 127).tolist() == [0, 25, 50, 75, 100, 125]
     assert nice_ticks(-0.1, 1.0).tolist() == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+def test_render_heatmap_doctests():
+    import doctest
+
+    import ipynetviz.render.heatmap as module
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 3 and result.failed == 0
