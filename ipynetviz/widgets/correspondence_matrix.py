@@ -8,6 +8,7 @@ image. Below: the matched correlations sorted (Li et al.'s curves) and the layer
 """
 from __future__ import annotations
 
+import contextlib
 import html
 
 import ipywidgets as W
@@ -17,14 +18,14 @@ import traitlets
 from ..engine import Selection, as_imageset
 from ..engine.errors import InputError
 from ..methods.correspondence import compare, layer_grid
-from ..render import to_data_url
-from ..render.heatmap import colorbar, matrix_picture
+from ..render.heatmap import matrix_picture
 from .activation_browser import PatchSource, spatial_layers
 from .base import ClickImage, View, dropdown, guarded
 from .correspondence_parts import (MODES, SCOPES, MatrixView, UnitPanel, activation_layers, arrange, first_images,
                                    grid_layers_of, unit_layers)
-from .correspondence_plots import LayerGridPlot, MatchCurve, matching_of, pair_rank
+from .correspondence_plots import LayerGridPlot, MatchCurve, alignment_note, describe_cell, legend_html, matching_of
 from .filter_grid import conv_for, link_selection
+from .neuron_picker import model_lock
 
 __all__ = ["CorrespondenceMatrix", "MatrixView", "arrange"]
 
@@ -114,7 +115,7 @@ class CorrespondenceMatrix(View):
                                              layout=W.Layout(width="140px"))
         self.index_picker.add_class("t-correspondence-image")
         self.heatmap = ClickImage(css_class="t-correspondence-heatmap")
-        self.legend = W.HTML(self._legend_html())
+        self.legend = W.HTML(legend_html(min(self.size, 256)))
         self.legend.add_class("t-correspondence-colorbar")
         self.info = W.HTML("")
         self.info.add_class("t-correspondence-info")
@@ -195,24 +196,37 @@ class CorrespondenceMatrix(View):
             self.info.value = f"<i>computing {html.escape(la)} × {html.escape(lb)}…</i>"
 
         def job(ticket):
-            for side, layer in (("a", la), ("b", lb)):
-                self._map(side, layer, idx)
+            with self._models():
+                for side, layer in (("a", la), ("b", lb)):
+                    self._map(side, layer, idx)
             ticket.emit(("maps",))
             ticket.check()
-            ticket.emit(("corr", self._correspondence(la, lb)))
+            with self._models():
+                corr = self._correspondence(la, lb)
+            ticket.emit(("corr", corr))
             for side, layer in (("a", la), ("b", lb)):
                 if self.k > 0 and (side, layer) not in self.top:
                     ticket.check()
-                    self.top[side, layer] = self.patches[side].get(layer, progress=lambda d, t: ticket.check())
+                    with self._models():
+                        self.top[side, layer] = self.patches[side].get(layer, progress=lambda d, t: ticket.check())
                     ticket.emit(("patches",))
             if self.grid_layers and len(self.grid_layers[0]) * len(self.grid_layers[1]) > 1 and \
                     self.grid_result is None:
                 ticket.check()
-                self.grid_result = layer_grid(self.insp["a"], self.insp["b"], first_images(self.data,
-                                              self.grid_images), *self.grid_layers)
+                with self._models():
+                    self.grid_result = layer_grid(self.insp["a"], self.insp["b"], first_images(
+                        self.data, self.grid_images), *self.grid_layers)
             return ("grid",)
         self.submit(job, on_result=self._on_piece, on_partial=self._on_piece,
                     busy=f"{la} × {lb} over {len(self.data)} images…")
+
+    @contextlib.contextmanager
+    def _models(self):
+        """Hold both models' locks (views in other threads share the models' hooks and eval state)."""
+        with contextlib.ExitStack() as stack:
+            for insp in sorted({id(i): i for i in self.insp.values()}.values(), key=id):
+                stack.enter_context(model_lock(insp))
+            yield
 
     def _map(self, side: str, layer: str, index: int) -> np.ndarray:
         key = (side, layer, int(index))
@@ -249,23 +263,14 @@ class CorrespondenceMatrix(View):
         self.curve.mark(corr, self.mode, self.cell if self.scope == "between" else None)
         s = corr.summary()
         sv = "undefined" if corr.svcca_ is None else f"{corr.svcca_.mean:.3f}"
+        notes = [*corr.notes, *alignment_note(self.insp["a"], self.insp["b"], corr)]
         self.info.value = (
             f"<b>{html.escape(corr.layer_a)}</b> of A ({s['units_a']} units) × <b>{html.escape(corr.layer_b)}</b>"
             f" of B ({s['units_b']}) over {corr.n_images} images, {corr.n_samples:,} samples<br>"
             f"bipartite: median r = {s['bipartite_median']:.3f}, {s['bipartite_above_0.9']} pairs above 0.9; "
             f"semi: mean r = {s['semi_mean']:.3f}<br>dead units: A {s['dead_a']}, B {s['dead_b']}; "
-            f"CKA {corr.cka_:.3f}, SVCCA {sv}" + "".join(f"<br><i>{html.escape(n)}</i>" for n in
-                                                       [*corr.notes, *self._alignment_note(corr)]))
+            f"CKA {corr.cka_:.3f}, SVCCA {sv}" + "".join(f"<br><i>{html.escape(n)}</i>" for n in notes))
         self.grid_plot.select(corr.layer_a, corr.layer_b)
-
-    def _alignment_note(self, corr) -> list[str]:
-        sa = self.insp["a"].layer_shape(corr.layer_a)[1:]
-        sb = self.insp["b"].layer_shape(corr.layer_b)[1:]
-        if sa == sb:
-            return []
-        big, small = ("A", "B") if sa[0] * sa[1] >= sb[0] * sb[1] else ("B", "A")
-        return [f"maps of different sizes ({sa[0]}×{sa[1]} vs {sb[0]}×{sb[1]}): net {big}'s map average-pooled "
-                f"to net {small}'s size before correlating positions"]
 
     def _arrange(self, keep_units=None, keep_position=None) -> None:
         v = arrange(self.result, self.mode, self.scope)
@@ -369,31 +374,13 @@ class CorrespondenceMatrix(View):
             finally:
                 self._following = False
 
-    def _cell_text(self) -> str:
-        v, (ru, cu), c = self.shown, self.cell, self.result
-        name = {"a": f"A {c.layer_a}", "b": f"B {c.layer_b}"}
-        head = f"<b>{html.escape(name[v.row_side])}[{ru}]</b> × <b>{html.escape(name[v.col_side])}[{cu}]</b>: "
-        if self.cell_corr is None:
-            return head + "correlation undefined: a dead (constant) unit"
-        text = head + f"r = <b>{self.cell_corr:.3f}</b>"
-        if v.row_side == "a" and v.col_side == "b":
-            matching = matching_of(c, self.mode)
-            rank = pair_rank(matching, ru, cu)
-            if rank is not None:
-                text += f" · a {self.mode} pair, rank {rank + 1} of {len(matching.pairs)}"
-            corr = c.correlation_.corr
-            best_b, best_a = np.nanargmax(corr[ru]), np.nanargmax(corr[:, cu])
-            text += (f"<br>A{ru}'s best B unit: {best_b} (r {corr[ru, best_b]:.3f}); "
-                     f"B{cu}'s best A unit: {best_a} (r {corr[best_a, cu]:.3f})")
-        return text
-
     def _draw_detail(self) -> None:
         v, c = self.shown, self.result
         if v is None or self.cell is None:
             for panel in self.panels.values():
                 panel.clear()
             return
-        self.cell_info.value = self._cell_text()
+        self.cell_info.value = describe_cell(v, self.cell, c, self.mode, self.cell_corr)
         layer = {"a": c.layer_a, "b": c.layer_b}
         dead = {"a": c.correlation_.dead_a, "b": c.correlation_.dead_b}
         for key, side, unit in (("row", v.row_side, self.cell[0]), ("col", v.col_side, self.cell[1])):
@@ -408,14 +395,6 @@ class CorrespondenceMatrix(View):
         i = panel.patches.tile_at(change["new"]["x"], change["new"]["y"]) if change["new"] else None
         if i is not None and panel.top is not None:
             self.image_index = int(panel.top.image_indices[panel.top.row(panel.unit), i])
-
-    def _legend_html(self) -> str:
-        bar = to_data_url(colorbar("rdbu", length=128, thickness=10))
-        return (f'<div style="display:flex;align-items:stretch;height:{min(self.size, 256)}px;font-size:11px">'
-                f'<img src="{bar}" style="height:100%;width:10px;image-rendering:pixelated">'
-                '<div style="display:flex;flex-direction:column;justify-content:space-between;margin-left:3px">'
-                '<span>+1</span><span>0</span><span>−1</span></div></div>'
-                '<div style="font-size:10px;color:#888">gray: dead</div>')
 
     # ------------------------------------------------------------ curve and grid
     def _on_grid_pick(self, layer_a: str, layer_b: str) -> None:

@@ -1,11 +1,16 @@
-"""bqplot parts of the CorrespondenceMatrix: the sorted matched-correlation curve and the layer x layer grid."""
+"""Read-outs of the CorrespondenceMatrix: the sorted matched-correlation curve and the layer x layer grid
+(bqplot), the colour legend, and the texts describing a cell and a layer pair."""
 from __future__ import annotations
 
+import html
 from typing import Callable
 
 import bqplot as bq
 import ipywidgets as W
 import numpy as np
+
+from ..render import to_data_url
+from ..render.heatmap import colorbar
 
 
 def matching_of(corr, mode: str):
@@ -18,6 +23,47 @@ def pair_rank(matching, a_unit: int, b_unit: int) -> int | None:
     if not hit.size:
         return None
     return int((matching.matched_corr > matching.matched_corr[hit[0]]).sum())
+
+
+def describe_cell(view, cell, corr, mode: str, r: float | None) -> str:
+    """HTML for the selected cell of a :class:`MatrixView`: the two units, r, the pair's rank, best partners."""
+    (ru, cu), c = cell, corr
+    name = {"a": f"A {c.layer_a}", "b": f"B {c.layer_b}"}
+    head = f"<b>{html.escape(name[view.row_side])}[{ru}]</b> × <b>{html.escape(name[view.col_side])}[{cu}]</b>: "
+    if r is None:
+        return head + "correlation undefined: a dead (constant) unit"
+    text = head + f"r = <b>{r:.3f}</b>"
+    if view.row_side == "a" and view.col_side == "b":
+        matching = matching_of(c, mode)
+        rank = pair_rank(matching, ru, cu)
+        if rank is not None:
+            text += f" · a {mode} pair, rank {rank + 1} of {len(matching.pairs)}"
+        m = c.correlation_.corr
+        best_b, best_a = np.nanargmax(m[ru]), np.nanargmax(m[:, cu])
+        text += (f"<br>A{ru}'s best B unit: {best_b} (r {m[ru, best_b]:.3f}); "
+                 f"B{cu}'s best A unit: {best_a} (r {m[best_a, cu]:.3f})")
+    return text
+
+
+def alignment_note(insp_a, insp_b, corr) -> list[str]:
+    """How maps of different sizes were brought together (empty when the sizes agree)."""
+    sa = insp_a.layer_shape(corr.layer_a)[1:]
+    sb = insp_b.layer_shape(corr.layer_b)[1:]
+    if sa == sb:
+        return []
+    big, small = ("A", "B") if sa[0] * sa[1] >= sb[0] * sb[1] else ("B", "A")
+    return [f"maps of different sizes ({sa[0]}×{sa[1]} vs {sb[0]}×{sb[1]}): net {big}'s map average-pooled "
+            f"to net {small}'s size before correlating positions"]
+
+
+def legend_html(height: int) -> str:
+    """The correlation colour bar (+1 red, 0 white, -1 blue) with its labels."""
+    bar = to_data_url(colorbar("rdbu", length=128, thickness=10))
+    return (f'<div style="display:flex;align-items:stretch;height:{height}px;font-size:11px">'
+            f'<img src="{bar}" style="height:100%;width:10px;image-rendering:pixelated">'
+            '<div style="display:flex;flex-direction:column;justify-content:space-between;margin-left:3px">'
+            '<span>+1</span><span>0</span><span>−1</span></div></div>'
+            '<div style="font-size:10px;color:#888">gray: dead</div>')
 
 
 class MatchCurve:
