@@ -154,3 +154,30 @@ def test_device_auto_and_explicit(cnn):
 def test_input_size_inferred_when_not_given():
     insp = Inspector(small_cnn(), device="cpu")
     assert insp.input_size[0] == 3 and insp.num_classes == 5
+
+
+def test_two_threads_never_run_the_model_at_once(insp, images):
+    """Views work in background threads; the eval guard serialises them so hooks never cross."""
+    import threading
+    inside, overlap = [0], []
+    real = insp.model.forward
+
+    def counting(x):
+        inside[0] += 1
+        overlap.append(inside[0])
+        try:
+            import time
+            time.sleep(0.01)
+            return real(x)
+        finally:
+            inside[0] -= 1
+    insp.model.forward = counting
+    try:
+        ts = [threading.Thread(target=lambda: [insp.activations(images, ["conv2"]) for _ in range(5)])
+              for _ in range(3)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+    finally:
+        del insp.model.forward
+    assert max(overlap) == 1 and len(overlap) == 15
+    assert hooks_left(insp.model) == []

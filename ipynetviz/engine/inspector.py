@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -80,6 +81,9 @@ class Inspector:
         self.class_names = list(class_names) if class_names is not None else None
         self.batch_size = int(batch_size)
         self.cache = ResultCache(cache_bytes)
+        # module hooks and the saved mode/requires_grad flags belong to the one shared model: views working in
+        # background threads must not run it at the same time (re-entrant, so nested guards in one thread work)
+        self.model_lock = threading.RLock()
         self._modules = dict(model.named_modules())
         if input_size is not None:
             input_size = tuple(int(s) for s in input_size)
@@ -93,6 +97,7 @@ class Inspector:
     @contextlib.contextmanager
     def eval_guard(self, grad_params: bool = False):
         """Run the model in eval mode with parameters frozen; restore both on exit, even on error."""
+        self.model_lock.acquire()
         modes = [(m, m.training) for m in self.model.modules()]
         flags = [(p, p.requires_grad) for p in self.model.parameters()]
         try:
@@ -106,6 +111,7 @@ class Inspector:
                 m.training = mode
             for p, flag in flags:
                 p.requires_grad_(flag)
+            self.model_lock.release()
 
     def hooks(self, capture: Iterable[str] = (), forward: dict | None = None, backward: dict | None = None,
               forward_pre: dict | None = None, detach: bool = False, stop_after_capture: bool = False) -> HookSession:
