@@ -128,3 +128,19 @@ def test_methods_import_no_widget_library():
             "bad = [m for m in ('ipywidgets', 'bqplot', 'anywidget') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_unit_before_the_first_relu_gets_the_gradient_not_an_error():
+    """conv1's units have no ReLU on their path: guided backprop and deconvnet equal the plain gradient there."""
+    from ipynetviz import methods as M
+    from ipynetviz.engine import Inspector, Unit
+    from tests.conftest import small_cnn
+    insp = Inspector(small_cnn(), input_size=(3, 32, 32), device="cpu")
+    x = torch.rand(2, 3, 32, 32)
+    ref = M.gradient(insp, x, Unit("conv1", 3)).attributions
+    for fn in (M.guided_backprop, M.deconvnet):
+        torch.testing.assert_close(fn(insp, x, Unit("conv1", 3)).attributions, ref)
+    no_relu = Inspector(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Conv2d(2, 2, 3)),
+                        input_size=(3, 8, 8), device="cpu")
+    with pytest.raises(Exception, match="calls no ReLU"):
+        M.guided_backprop(no_relu, torch.rand(1, 3, 8, 8), Unit("1", 0))

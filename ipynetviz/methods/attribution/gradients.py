@@ -11,9 +11,9 @@ from typing import Any
 import torch
 
 from ...engine import targets as _targets
-from ...engine.errors import InputError
-from ...engine.targets import Class
-from .relu_rules import relu_override
+from ...engine.errors import InputError, ModelError
+from ...engine.targets import Class, Unit
+from .relu_rules import ReluOverride
 from .results import AttributionResult, display_images
 
 __all__ = ["gradient", "saliency", "guided_backprop", "deconvnet", "attribute"]
@@ -71,13 +71,25 @@ def attribute(insp, images, target=None, method: str = "gradient", batch_size: i
 
     def compute() -> AttributionResult:
         rule = _RULES[method]
-        override = relu_override(rule) if rule else None
+        # A unit's forward pass stops at its layer: a unit before the first ReLU (conv1) has no ReLU on its
+        # path, and then guided backprop and deconvnet rightly equal the gradient. Only a model that calls no
+        # ReLU at all is an error, so for units that is checked on a full forward pass below.
+        unit_target = isinstance(target, Unit)
+        modes: list[ReluOverride] = []
+
+        def override() -> ReluOverride:
+            modes.append(ReluOverride(rule, require_relu=not unit_target))
+            return modes[-1]
         grads, scores = [], []
         for start in range(0, x.shape[0], bs):
             sl = slice(start, min(start + bs, x.shape[0]))
-            g, s = insp.gradient_of(x[sl], _chunk_target(target, sl), relu_override=override)
+            g, s = insp.gradient_of(x[sl], _chunk_target(target, sl), relu_override=override if rule else None)
             grads.append(g.cpu())
             scores.append(s.cpu())
+        if rule and unit_target and not any(m.relus_seen for m in modes) and not _calls_relu(insp, x[:1]):
+            name = "guided backprop" if rule == "guided" else "deconvnet"
+            raise ModelError(f"the model calls no ReLU in its forward pass: {name} needs ReLUs "
+                             "(nn.ReLU, F.relu or torch.relu). Use gradient() or saliency() for this model")
         grad = torch.cat(grads)
         if method == "saliency":
             grad = grad.abs().amax(1)
@@ -85,6 +97,16 @@ def attribute(insp, images, target=None, method: str = "gradient", batch_size: i
                                  target=_targets.describe(target), images=display_images(insp, x))
 
     return insp.cached(f"attribution.{method}", {"target": target}, x, compute)
+
+
+def _calls_relu(insp, x: torch.Tensor) -> bool:
+    """Whether a full forward pass of the model calls any ReLU (module, in-place or functional)."""
+    with insp.eval_guard(), torch.no_grad(), ReluOverride("guided", require_relu=False) as mode:
+        try:
+            insp.model(x)
+        except Exception:  # a model that fails here fails loudly in the caller's own passes
+            return True
+    return mode.relus_seen > 0
 
 
 def gradient(insp, images, target=None, batch_size: int | None = None) -> AttributionResult:
