@@ -139,6 +139,7 @@ def test_tsne_is_trustworthy_on_digits(digits):
     assert e.trustworthiness >= 0.95
     assert e.trustworthiness == pytest.approx(trustworthiness(x[:600], e.coords, n_neighbors=10), abs=2e-3)
     assert e.settings["pca_dims"] == 50 and e.settings["initialization"] == "pca"
+    assert e.settings["n_jobs"] == 1 and e.settings["negative_gradient_method"] == "bh"  # small map: see docs
     assert e.settings["iterations"] == e.settings["n_iter"] + e.settings["early_exaggeration_iter"]
     # same-class points are each other's map neighbours far more often than chance (10%)
     nn_idx = NearestNeighbors(n_neighbors=6).fit(e.coords).kneighbors(return_distance=False)

@@ -77,9 +77,11 @@ def exact_knn(x: torch.Tensor, k: int, max_block_bytes: int = 64 << 20) -> tuple
     return torch.cat(idx_parts).numpy().astype(np.int64), torch.cat(dist_parts).numpy().astype(np.float64)
 
 
-def _start_layout(x: torch.Tensor, seed: int) -> np.ndarray:
+def _start_layout(x: torch.Tensor, seed: int, start: torch.Tensor | None = None) -> np.ndarray:
     """PCA start scaled to std 1e-4 (openTSNE's convention); random when the data have no spread."""
-    coords = pca(x, 2, seed=seed).to_numpy().astype(np.float64) if x.shape[1] >= 2 else None
+    if start is None and x.shape[1] >= 2:
+        start = pca(x, 2, seed=seed).coords
+    coords = None if start is None else start.detach().cpu().numpy().astype(np.float64)
     if coords is None or not np.isfinite(coords).all() or np.std(coords[:, 0]) < 1e-12:
         coords = np.random.default_rng(seed).standard_normal((x.shape[0], 2))
     return coords / np.std(coords[:, 0]) * 1e-4
@@ -115,8 +117,11 @@ class _Stream:
 def run_tsne(x: torch.Tensor, *, perplexity: float, n_iter: int, early_exaggeration_iter: int,
              early_exaggeration: float, learning_rate: Any, n_jobs: int, seed: int,
              callback: Callable[[EmbeddingFrame], Any] | None, callback_every: int, cancel: Any,
-             neighbors: str, negative_gradient_method: str, t0: float) -> tuple[np.ndarray, dict, bool]:
+             neighbors: str, negative_gradient_method: str, t0: float,
+             start: torch.Tensor | None = None) -> tuple[np.ndarray, dict, bool]:
     """Optimise a 2-D t-SNE layout of ``x`` (already reduced); see ``embed_features`` for the arguments.
+
+    ``start``: the first two principal component scores when the caller already has them.
 
     Returns:
         ``(coords (N, 2) float32, details dict, cancelled)``.
@@ -129,7 +134,7 @@ def run_tsne(x: torch.Tensor, *, perplexity: float, n_iter: int, early_exaggerat
     n = x.shape[0]
     total = early_exaggeration_iter + n_iter
     stream = _Stream(callback, cancel, callback_every, total, t0)
-    init = _start_layout(x, seed)
+    init = _start_layout(x, seed, start)
     stream.emit(0, None, init, "init")  # the first frame: shown while neighbours are found
     details: dict = {}
     if stream.cancelled():
@@ -165,13 +170,15 @@ def run_tsne(x: torch.Tensor, *, perplexity: float, n_iter: int, early_exaggerat
             embedding.optimize(n_iter=early_exaggeration_iter, exaggeration=early_exaggeration, momentum=0.5,
                                inplace=True, propagate_exception=True)
         stream.offset, stream.phase = early_exaggeration_iter, "refine"
-        if stream.cancelled():
+        if stream.cancelled():  # set after the last frame of the first phase
+            stream.last_iteration = early_exaggeration_iter
             raise OptimizationInterrupt(error=None, final_embedding=embedding)
         if n_iter > 0:
             embedding.optimize(n_iter=n_iter, exaggeration=1, momentum=0.8, inplace=True,
                                propagate_exception=True)
         details["iterations"] = total
-        details["kl_divergence"] = float(embedding.kl_divergence)
+        kl = getattr(embedding, "kl_divergence", None)
+        details["kl_divergence"] = None if kl is None else float(kl)
         stream.emit(total, details["kl_divergence"], embedding, "done")
     except OptimizationInterrupt:
         cancelled = True
