@@ -107,7 +107,10 @@ def test_subsample_maps_points_to_dataset_indices(insp, data):
 def test_layer_switch_re_embeds_and_caches(insp, data):
     w = make(insp, data, layer="relu3")
     before = np.array(w.scatter.x)
+    w.click_point(5)
     w.layer = "pool2"
+    w.wait()
+    assert w.neighbours.layer == "pool2" and w.image_index == 5  # the neighbours follow the new feature space
     assert w.embedding.settings["layer"] == "pool2" and w.selection.layer == "pool2"
     assert not np.allclose(before, w.scatter.x)
     ref = embed(insp, data, "pool2", "pca", pool="avg")

@@ -119,7 +119,7 @@ class EmbeddingScatter(View):
         self.tool_picker = W.ToggleButtons(options=[("click", "click"), ("brush", "brush"), ("lasso", "lasso")],
                                            value="click", style={"button_width": "60px"})
         self.tool_picker.add_class("t-embedding-tool")
-        self.progress = W.IntProgress(value=0, min=0, max=1, description="t-SNE", layout=W.Layout(width="260px"))
+        self.progress = W.IntProgress(value=0, min=0, max=1, description="progress", layout=W.Layout(width="260px"))
         self.progress.add_class("t-embedding-progress")
         self.cancel_button = W.Button(description="cancel", icon="stop", layout=W.Layout(width="90px"),
                                       disabled=True)
@@ -221,6 +221,8 @@ class EmbeddingScatter(View):
             self.feature_layer = self.layer
             if self.selection.layer != self.layer:
                 self.selection.layer = self.layer
+            if self.image_index is not None:
+                self._show_image()  # neighbours in the new feature space
         if key in self._cache:
             self.executor.submit(lambda ticket: None)  # supersede a running t-SNE of another view
             self._finish(self._cache[key])
