@@ -9,17 +9,37 @@ everything a caller waits for: input checks, the eval guard, the ReLU override, 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 import warnings
 
 import torch
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from benchmarks._common import cuda_sync, record, setup, timeit  # noqa: E402
+from benchmarks._common import cuda_sync, record, setup  # noqa: E402
 from ipynetviz.engine import Inspector  # noqa: E402
 from ipynetviz.methods.attribution import deconvnet, gradient, guided_backprop, saliency  # noqa: E402
 
 OURS = {"gradient": gradient, "saliency": saliency, "guided_backprop": guided_backprop, "deconvnet": deconvnet}
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def timeit(fn, repeat: int, sync, clock: str) -> float:
+    """Median time of ``fn()`` after one warm-up; the "cpu" clock counts this process's CPU time only (steadier
+    on a shared, busy machine; use it with --threads 1)."""
+    tick = CLOCKS[clock]
+    fn()
+    times = []
+    for _ in range(repeat):
+        sync()
+        t = tick()
+        fn()
+        sync()
+        times.append(tick() - t)
+    return statistics.median(times)
 
 
 def cases(device, big: bool):
@@ -44,13 +64,14 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     args = ap.parse_args()
     setup(args.threads)
     device = torch.device(args.device)
     sync = (lambda: cuda_sync(device))
     from captum.attr import Deconvolution, GuidedBackprop, Saliency
     captum = {"saliency": Saliency, "guided_backprop": GuidedBackprop, "deconvnet": Deconvolution}
-    figures = {"cases": []}
+    figures = {"clock": args.clock, "repeat": args.repeat, "cases": []}
     for name, model, shape in cases(device, device.type == "cuda"):
         model = model.eval().to(device)
         insp = Inspector(model, device=device, input_size=shape[1:])
@@ -60,7 +81,7 @@ def main():
         def forward_backward():
             xr = x.clone().requires_grad_(True)
             torch.autograd.grad(model(xr)[:, k].sum(), xr)
-        t_ref = timeit(forward_backward, repeat=args.repeat, sync=sync)
+        t_ref = timeit(forward_backward, args.repeat, sync, args.clock)
         row = {"case": name, "batch": shape[0], "forward_backward_s": t_ref, "ours_s": {}, "ratio": {},
                "captum_s": {}}
         print(f"{name}, batch {shape[0]} on {device}: forward+backward {t_ref * 1000:8.1f} ms")
@@ -68,7 +89,7 @@ def main():
             def ours():
                 insp.clear_cache()
                 fn(insp, x, k)
-            t = timeit(ours, repeat=args.repeat, sync=sync)
+            t = timeit(ours, args.repeat, sync, args.clock)
             row["ours_s"][method] = t
             row["ratio"][method] = t / t_ref
             line = f"  {method:16s} ours {t * 1000:8.1f} ms  ({t / t_ref:4.2f}x forward+backward)"
@@ -77,7 +98,7 @@ def main():
                     warnings.simplefilter("ignore")
                     peer = captum[method](model)
                     tc = timeit(lambda: peer.attribute(x.clone().requires_grad_(True), target=k),
-                                repeat=args.repeat, sync=sync)
+                                args.repeat, sync, args.clock)
                 row["captum_s"][method] = tc
                 line += f"   captum {tc * 1000:8.1f} ms"
             print(line, flush=True)

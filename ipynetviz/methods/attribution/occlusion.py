@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ...engine import targets as _targets
-from ...engine.errors import InputError, IpynetvizError, TargetError
+from ...engine.errors import InputError
 from ...engine.hooks import StopForward, first_tensor
 from ...engine.targets import Class, Unit
 from .incremental import build_runner, occlude
