@@ -358,18 +358,16 @@ class Inspector:
         if isinstance(images, ImageSet) or (isinstance(images, (list, tuple)) and len(images) > 4 * self.batch_size):
             return self._activations_streamed(as_imageset(images), layers, batch_size, to_cpu)
         x = self.prepare(images)
-        parts: dict[str, list] = {l: [] for l in layers}
-        for _, (_, cache) in self._run_batches(x, layers, batch_size, need_output=False):
-            for l in layers:
-                parts[l].append(cache[l].cpu() if to_cpu else cache[l])
-        return {l: torch.cat(v) for l, v in parts.items()}
+        out = _Collector(x.shape[0], to_cpu)
+        for sl, (_, cache) in self._run_batches(x, layers, batch_size, need_output=False):
+            out.put(sl, cache, layers)
+        return out.result
 
     def _activations_streamed(self, dataset: ImageSet, layers, batch_size, to_cpu):
-        parts: dict[str, list] = {l: [] for l in layers}
-        for _, _, acts in self.iter_batches(dataset, layers, batch_size=batch_size):
-            for l in layers:
-                parts[l].append(acts[l].cpu() if to_cpu else acts[l])
-        return {l: torch.cat(v) for l, v in parts.items()}
+        out = _Collector(len(dataset), to_cpu)
+        for sl, _, acts in self.iter_batches(dataset, layers, batch_size=batch_size):
+            out.put(sl, acts, layers)
+        return out.result
 
     def iter_batches(self, dataset: Any, layers: Sequence[str] | str = (), batch_size: int | None = None,
                      logits: bool = False) -> Iterator[tuple[slice, torch.Tensor, dict]]:
@@ -443,3 +441,19 @@ class Inspector:
     def __repr__(self) -> str:
         return (f"Inspector({type(self.model).__name__}, device={self.device}, input_size={self.input_size}, "
                 f"layers={len(self.layers)}, classes={self.num_classes})")
+
+
+class _Collector:
+    """Writes each batch's activations into one tensor per layer, allocated once (no list + cat copy)."""
+
+    def __init__(self, n: int, to_cpu: bool):
+        self.n, self.to_cpu = n, to_cpu
+        self.result: dict[str, torch.Tensor] = {}
+
+    def put(self, sl: slice, acts: dict, layers) -> None:
+        for l in layers:
+            a = acts[l]
+            if l not in self.result:
+                device = torch.device("cpu") if self.to_cpu else a.device
+                self.result[l] = torch.empty((self.n,) + tuple(a.shape[1:]), dtype=a.dtype, device=device)
+            self.result[l][sl] = a
