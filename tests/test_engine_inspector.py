@@ -181,3 +181,13 @@ def test_two_threads_never_run_the_model_at_once(insp, images):
         del insp.model.forward
     assert max(overlap) == 1 and len(overlap) == 15
     assert hooks_left(insp.model) == []
+
+
+def test_method_conveniences_equal_the_methods(insp, images):
+    from ipynetviz import methods as M
+    for name in ("gradient", "saliency", "guided_backprop", "deconvnet"):
+        a = getattr(insp, name)(images, 2).attributions
+        b = getattr(M, name)(insp, images, 2).attributions
+        torch.testing.assert_close(a, b)
+    o = insp.occlusion(images[:1], 2, window=16, stride=16)
+    torch.testing.assert_close(o.attribution(), M.occlusion(insp, images[:1], 2, window=16, stride=16).attribution())

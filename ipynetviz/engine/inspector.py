@@ -424,6 +424,33 @@ class Inspector:
                 raise self._wrap_forward_error(err, x) from err
         return grad.detach(), scores.detach()
 
+    # ---------------------------------------------------------------- method conveniences
+    # One-line calls into ipynetviz.methods.attribution (imported on use: the engine imports no method).
+    def gradient(self, images: Any, target=None, **kw):
+        """d target / d input; see :func:`ipynetviz.methods.attribution.gradient`."""
+        from ..methods.attribution import gradient
+        return gradient(self, images, target, **kw)
+
+    def saliency(self, images: Any, target=None, **kw):
+        """|gradient|, max over colour channels (Simonyan et al. 2014)."""
+        from ..methods.attribution import saliency
+        return saliency(self, images, target, **kw)
+
+    def guided_backprop(self, images: Any, target=None, **kw):
+        """Guided backpropagation (Springenberg et al. 2015)."""
+        from ..methods.attribution import guided_backprop
+        return guided_backprop(self, images, target, **kw)
+
+    def deconvnet(self, images: Any, target=None, **kw):
+        """Deconvnet backward (Zeiler & Fergus 2014)."""
+        from ..methods.attribution import deconvnet
+        return deconvnet(self, images, target, **kw)
+
+    def occlusion(self, images: Any, target=None, **kw):
+        """Occlusion sensitivity; see :func:`ipynetviz.methods.attribution.occlusion`."""
+        from ..methods.attribution import occlusion
+        return occlusion(self, images, target, **kw)
+
     # ---------------------------------------------------------------- cache
     def model_version(self) -> tuple:
         """Changes whenever a parameter or buffer is modified in place (training, load_state_dict)."""
