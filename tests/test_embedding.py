@@ -153,7 +153,7 @@ def test_tsne_streams_intermediate_frames():
                        early_exaggeration_iter=100, trustworthiness=False)
     its = [f.iteration for f in frames]
     assert its[0] == 0 and frames[0].phase == "init"
-    assert its[1:] == list(range(20, 201, 20))
+    assert its[1:] == [5] + list(range(20, 201, 20))  # an early frame after 5 iterations, then every 20
     assert {f.phase for f in frames[1:-1]} == {"exaggeration", "refine"} and frames[-1].phase == "done"
     assert frames[-1].progress == pytest.approx(1.0)
     assert all(f.coords.shape == (300, 2) and f.coords.dtype == np.float32 for f in frames)
@@ -289,7 +289,7 @@ def test_embed_on_a_small_cnn(cnn_data):
     t = embed(insp, images, "4", "tsne", pool="avg", indices=np.arange(50, 150), callback=frames.append,
               perplexity=15, n_iter=100, early_exaggeration_iter=100)
     np.testing.assert_array_equal(t.indices, np.arange(50, 150))
-    assert not t.has_labels and t.coords.shape == (100, 2) and len(frames) == 9
+    assert not t.has_labels and t.coords.shape == (100, 2) and len(frames) == 10  # 0, 5, 25, ..., 175, 200
     assert no_hooks(model)
     with pytest.raises(LayerNotFoundError):
         embed(insp, images, "conv9")

@@ -46,19 +46,37 @@ def check_finite(x: torch.Tensor, indices: np.ndarray) -> None:
                          f"[{shown}]); drop those points, or check the model/layer that produced them")
 
 
+# Input-space distances for the trustworthiness cost points^2 x features multiply-adds: the subsample shrinks
+# for wide features to stay near this budget (about a second on 2 CPU cores), but never below 500 points.
+_TRUST_BUDGET = 1e10
+
+
 def map_trustworthiness(x: torch.Tensor, coords: np.ndarray, n_neighbors: int = 10, max_points: int = 2000,
                         seed: int = 0) -> tuple[float | None, int, int]:
-    """scikit-learn's trustworthiness of ``coords`` as a map of ``x``, on a random subsample of ``max_points``.
+    """scikit-learn's trustworthiness of ``coords`` as a map of ``x``, on a random subsample for big maps.
 
     The input-space distance matrix is computed with torch on ``x``'s device and handed to scikit-learn as
     ``metric="precomputed"`` (squared distances: the neighbour ranks are the same).
 
+    Args:
+        x: (N, D) features on any device.
+        coords: (N, k) map coordinates.
+        n_neighbors: neighbourhood size (lowered for tiny maps: scikit-learn needs fewer than half the points).
+        max_points: largest subsample; wide features use fewer (``1e10 / D`` squared, at least 500).
+        seed: seed of the subsample.
+
     Returns:
         ``(trustworthiness or None when there are too few points, points used, neighbours used)``.
+
+    Example:
+        >>> x = torch.tensor([[0.], [1.], [2.], [3.], [4.], [5.]])
+        >>> map_trustworthiness(x, x.numpy(), n_neighbors=2)
+        (1.0, 6, 2)
     """
     from sklearn.manifold import trustworthiness
 
     n = x.shape[0]
+    max_points = int(min(max_points, max(500, (_TRUST_BUDGET / max(x.shape[1], 1)) ** 0.5)))
     pick = np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False)) if n > max_points \
         else np.arange(n)
     m = len(pick)
@@ -130,8 +148,8 @@ def embed_features(x: Any, method: str = "pca", *, n_components: int = 2, perple
         pca_dims: t-SNE and UMAP first reduce wider features to this many principal components (None: never).
         neighbors: t-SNE neighbour search: "exact" (torch, on the device), "approx" (openTSNE's Annoy) or
             "auto" (exact on a GPU or up to 20,000 points).
-        negative_gradient_method: "fft" (interpolation), "bh" (Barnes-Hut) or "auto" (BH below 5,000 points,
-            where FFT's fixed grid cost dominates, else FFT).
+        negative_gradient_method: "fft" (interpolation), "bh" (Barnes-Hut) or "auto" (BH below 10,000 points,
+            where the FFT grid's cost dominates, else FFT).
         trustworthiness: compute scikit-learn's trustworthiness (10 neighbours) of the map.
         trustworthiness_points: subsample size for the trustworthiness of big maps.
         umap_kwargs: extra ``umap.UMAP`` arguments.
