@@ -49,6 +49,10 @@ def features(insp, n: int, layer: str, seed: int):
     return f.values.numpy().astype(np.float32), f.labels
 
 
+def _load() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
 def timed(fn, repeat: int = 1, cpu: dict | None = None):
     """Best wall time of ``repeat`` runs (and, in ``cpu["seconds"]``, the process CPU time of the last)."""
     best, out = float("inf"), None
@@ -142,28 +146,31 @@ def main(argv=None) -> dict:
     results: dict = {"device": device, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
                      "cpus_visible": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
                      "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
-                     "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+                     "load_average_at_start": _load()}
     with threadpool_limits(args.threads):
         insp, source = teaching_inspector(device)
         results["model"] = source
         print(f"features: {source}", flush=True)
         path = args.out / f"embedding-{device.split(':')[0]}.json"
+        # other work on the machine slows both sides alike but not always equally: keep the load beside each figure
         if args.pca_only and path.exists():
             earlier = json.loads(path.read_text())
             results.update({k: earlier[k] for k in ("tsne", "tsne_sweep") if k in earlier})
         else:
             x, labels = features(insp, args.n, "flatten", seed=0)
-            results["tsne"] = tsne_figures(x, labels, args, device)
-            if args.sweep:
-                results["tsne_sweep"] = tsne_sweep(x, args, device)
+            results["tsne"] = {"load_average_before": _load(), **tsne_figures(x, labels, args, device)}
         xp, _ = features(insp, args.n_pca, "pool2", seed=1)
-        results["pca"] = pca_figures(xp, args, device)
+        results["pca"] = {"load_average_before": _load(), **pca_figures(xp, args, device)}
+        if args.sweep and not args.pca_only:
+            results["tsne_sweep"] = tsne_sweep(x, args, device)
 
     t, p = results["tsne"], results["pca"]
     gpu = ", " + results["gpu"] if results["gpu"] else ""
     tsne_label = "t-SNE %s x %d (s)" % (format(t["points"], ","), t["features"])
     pca_label = "PCA %s x %s (s)" % (format(p["shape"][0], ","), format(p["shape"][1], ","))
     print(f"\nembedding benchmark on {device} ({args.threads} CPU threads{gpu})")
+    print(f"(1-minute load average before the t-SNE runs {t.get('load_average_before', float('nan')):.1f}, "
+          f"before the PCA runs {p['load_average_before']:.1f}; other work on the machine slows both sides)")
     print(f"{'':40s}{'ours':>12s}{'scikit-learn':>14s}{'ratio':>9s}")
     print(f"{tsne_label:40s}{t['ours_seconds']:12.2f}{t['sklearn_seconds']:14.2f}{t['speedup']:8.1f}x")
     print(f"{'  process CPU time, all threads (s)':40s}{t['ours_cpu_seconds']:12.2f}{t['sklearn_cpu_seconds']:14.2f}"
