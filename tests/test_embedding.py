@@ -324,3 +324,22 @@ def test_embed_pixels_matches_features_of_scaled_pixels():
     with pytest.warns(EmbeddingWarning, match="pixel space has 108 features"):
         small = embed_pixels(imgs, "pca", max_features=30)
     assert small.settings["n_features"] == 27  # 3 channels x 3 x 3
+
+
+def test_teaching_model_codes_give_a_trustworthy_map():
+    from ipynetviz import zoo
+    try:
+        insp = zoo.load("shapes-cnn", device="cpu")
+    except IpynetvizError as err:  # the zoo's weights are made by `python -m ipynetviz.zoo.train`
+        pytest.skip(str(err))
+    images, labels = zoo.shapes(500, split="test")
+    e = embed(insp, (images, labels), "flatten", "tsne", perplexity=20)
+    assert e.trustworthiness >= 0.95 and e.settings["layer"] == "flatten" and e.settings["n_features"] == 128
+    pixels = embed_pixels((images, labels), "tsne", perplexity=20)
+    # the codes group the classes (measured 0.80 of map neighbours share the class); the pixels, shapes over
+    # photo clutter, barely do (0.11; chance is 0.10)
+
+    def same_class_neighbours(m):
+        idx = NearestNeighbors(n_neighbors=6).fit(m.coords).kneighbors(return_distance=False)
+        return (labels[idx] == labels[:, None]).mean()
+    assert same_class_neighbours(e) > 0.6 and same_class_neighbours(pixels) < 0.3
