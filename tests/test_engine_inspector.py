@@ -191,3 +191,15 @@ def test_method_conveniences_equal_the_methods(insp, images):
         torch.testing.assert_close(a, b)
     o = insp.occlusion(images[:1], 2, window=16, stride=16)
     torch.testing.assert_close(o.attribution(), M.occlusion(insp, images[:1], 2, window=16, stride=16).attribution())
+
+
+def test_image_sets_are_cached_by_content_not_by_size(insp, images):
+    from ipynetviz.engine import ImageSet, fingerprint
+    a, b = ImageSet(images), ImageSet(images.flip(0))
+    assert fingerprint(a) != fingerprint(b)
+    assert fingerprint(a) == fingerprint(ImageSet(images.clone()))
+    assert fingerprint(ImageSet(images, labels=[0] * 6)) != fingerprint(a)
+    calls = []
+    for data in (a, b, ImageSet(images.clone())):
+        insp.cached("acts", {}, data, lambda: calls.append(1))
+    assert len(calls) == 2

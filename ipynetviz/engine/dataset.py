@@ -73,6 +73,19 @@ class ImageSet:
     def __len__(self) -> int:
         return self._n
 
+    def fingerprint(self) -> str:
+        """A content hash (images and labels), computed once; the result cache keys data sets by it."""
+        if getattr(self, "_fingerprint", None) is None:
+            from .cache import fingerprint
+            if self._tensor is not None:
+                content = self._tensor
+            elif self._list is not None:
+                content = self._list
+            else:  # a torch Dataset may be lazy or huge: key it by identity and length
+                content = f"dataset:{id(self._dataset)}:{self._n}"
+            self._fingerprint = fingerprint([content, self.labels])
+        return self._fingerprint
+
     def __repr__(self) -> str:
         kind = "float" if self.is_float else "uint8"
         return f"ImageSet(n={self._n}, kind={kind}, labels={'yes' if self.labels is not None else 'no'})"
