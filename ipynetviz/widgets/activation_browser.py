@@ -223,13 +223,13 @@ class ActivationBrowser(View):
     # ------------------------------------------------------------ clicks
     @guarded
     def _on_thumb(self, change) -> None:
-        i = self.thumbs.tile_at(change["new"]["x"], change["new"]["y"]) if change["new"] else None
+        i = self.thumbs.tile_of(change["new"])
         if i is not None:
             self.image_index = i
 
     @guarded
     def _on_map(self, change) -> None:
-        i = self.maps.tile_at(change["new"]["x"], change["new"]["y"]) if change["new"] else None
+        i = self.maps.tile_of(change["new"])
         if i is not None:
             if self.selection.layer != self.layer:
                 self.selection.layer = self.layer
@@ -249,7 +249,7 @@ class ActivationBrowser(View):
     @guarded
     def _on_patch(self, change) -> None:
         """A click on a top patch opens its image (when the patches come from the browsed images)."""
-        i = self.patch_view.tile_at(change["new"]["x"], change["new"]["y"]) if change["new"] else None
+        i = self.patch_view.tile_of(change["new"])
         if i is not None and self.top is not None and self.patches_from_images:
             row = self.top.row(self.channel)
             self.image_index = int(self.top.image_indices[row, i])

@@ -98,6 +98,10 @@ class ClickImage(anywidget.AnyWidget):
             return None
         return TileLayout(**self.layout).index_at(x, y)
 
+    def tile_of(self, click: dict) -> int | None:
+        """Tile index under a ``click`` trait value (None for an empty click, a gap, or no mosaic)."""
+        return self.tile_at(click["x"], click["y"]) if click else None
+
     def simulate_click(self, x: float, y: float) -> None:
         """What a browser click at image pixel (x, y) does (for Python-side tests)."""
         n = int(self.click.get("n", 0)) + 1

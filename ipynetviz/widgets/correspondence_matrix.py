@@ -392,7 +392,7 @@ class CorrespondenceMatrix(View):
 
     @guarded
     def _on_patch(self, change, panel: UnitPanel) -> None:
-        i = panel.patches.tile_at(change["new"]["x"], change["new"]["y"]) if change["new"] else None
+        i = panel.patches.tile_of(change["new"])
         if i is not None and panel.top is not None:
             self.image_index = int(panel.top.image_indices[panel.top.row(panel.unit), i])
 

@@ -410,7 +410,7 @@ class EmbeddingScatter(View):
     @guarded
     def _on_neighbour_click(self, change) -> None:
         view = change["owner"]
-        i = view.tile_at(change["new"]["x"], change["new"]["y"]) if change["new"] else None
+        i = view.tile_of(change["new"])
         if i is not None and self.neighbours is not None:
             rows = self.neighbours.feature_indices[0] if view is self.feature_nn else self.neighbours.pixel_indices[0]
             self.image_index = int(self.indices[int(rows[i])])
@@ -430,7 +430,7 @@ class EmbeddingScatter(View):
 
     @guarded
     def _on_gallery_click(self, change) -> None:
-        i = self.gallery.tile_at(change["new"]["x"], change["new"]["y"]) if change["new"] else None
+        i = self.gallery.tile_of(change["new"])
         if i is not None and i < len(self.selected):
             self.image_index = int(self.selected[i])
 

@@ -191,14 +191,14 @@ class PatchGallery(View):
 
     @guarded
     def _on_patch(self, change) -> None:
-        i = self.patch_view.tile_at(change["new"]["x"], change["new"]["y"]) if change["new"] else None
+        i = self.patch_view.tile_of(change["new"])
         if i is not None and self.top is not None and self.channel is not None:
             self.image_index = int(self.top.image_indices[self.top.row(self.channel), i])
 
     @guarded
     def _on_neighbour(self, change, space: str) -> None:
         view = self.feature_view if space == "feature" else self.pixel_view
-        i = view.tile_at(change["new"]["x"], change["new"]["y"]) if change["new"] else None
+        i = view.tile_of(change["new"])
         if i is not None and self.neighbours is not None:
             idx = self.neighbours.feature_indices if space == "feature" else self.neighbours.pixel_indices
             self.image_index = int(idx[0, i])

@@ -234,13 +234,13 @@ class NeuronPicker(View):
     # ------------------------------------------------------------ clicks
     @guarded
     def _on_thumb(self, change) -> None:
-        i = self.thumbs.tile_at(change["new"]["x"], change["new"]["y"]) if change["new"] else None
+        i = self.thumbs.tile_of(change["new"])
         if i is not None:
             self.image_index = i
 
     @guarded
     def _on_map_tile(self, change) -> None:
-        i = self.maps.tile_at(change["new"]["x"], change["new"]["y"]) if change["new"] else None
+        i = self.maps.tile_of(change["new"])
         if i is not None:
             if self.selection.layer != self.layer:
                 self.selection.layer = self.layer

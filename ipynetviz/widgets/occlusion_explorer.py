@@ -191,7 +191,7 @@ class OcclusionExplorer(View):
     # ------------------------------------------------------------ clicks
     @guarded
     def _on_thumb(self, change) -> None:
-        i = self.thumbs.tile_at(change["new"]["x"], change["new"]["y"]) if change["new"] else None
+        i = self.thumbs.tile_of(change["new"])
         if i is not None:
             self.image_index = i
 
