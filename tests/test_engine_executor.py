@@ -72,3 +72,35 @@ def test_selection_links_views():
     a.layer, a.channel, a.image_index = "conv2", 5, 3
     assert seen == [("layer", "conv2"), ("channel", 5), ("image_index", 3)]
     assert "conv2" in repr(a)
+
+
+def test_shutdown_cancels_the_running_job_and_drops_the_pending_one():
+    ex = LatestExecutor()
+    started, seen = threading.Event(), []
+
+    def long_job(ticket):
+        started.set()
+        while True:
+            ticket.check()
+            time.sleep(0.005)
+    ex.submit(long_job, on_result=seen.append)
+    assert started.wait(5)
+    ex.submit(lambda t: 1, on_result=seen.append)  # pending behind the long job
+    assert ex.shutdown(timeout=5) and seen == []
+
+
+def test_a_process_with_a_live_torch_job_exits_cleanly():
+    """A worker still optimising at interpreter exit must not abort the process."""
+    import subprocess
+    import sys
+    code = (
+        "import threading, torch\n"
+        "from ipynetviz.engine.executor import LatestExecutor\n"
+        "ex = LatestExecutor(); go = threading.Event()\n"
+        "def job(t):\n"
+        "    x = torch.randn(256, 256); go.set()\n"
+        "    while not t.superseded:\n"
+        "        x = torch.tanh(x @ x.T / 256)\n"
+        "ex.submit(job); go.wait(10); print('exiting')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "exiting" in done.stdout, done.stderr[-2000:]

@@ -60,7 +60,7 @@ def test_stop_keeps_the_partial_picture(setup, tmp_path):
     w = ImageOptimizer(insp, images, mode="unit", steps=100000)
     w.run()
     deadline = time.time() + 30
-    while w.steps_done < 8 and time.time() < deadline:  # the preview has been redrawn at least once
+    while (w.steps_done < 8 or w.preview.version < 2) and time.time() < deadline:  # the preview has been redrawn at least once
         time.sleep(0.02)
     assert w.running and w.steps_done >= 8 and w.preview.version >= 2
     w.stop()

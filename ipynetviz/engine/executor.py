@@ -6,8 +6,24 @@ can stop early, and a superseded result is never delivered: only the newest requ
 """
 from __future__ import annotations
 
+import atexit
 import threading
+import weakref
 from typing import Any, Callable
+
+_LIVE: "weakref.WeakSet[LatestExecutor]" = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_all(timeout: float = 10.0) -> None:
+    """At interpreter exit, cancel every running job and let its worker finish.
+
+    A daemon worker still inside a torch kernel when the interpreter tears down can abort the whole
+    process ("terminate called without an active exception"); cancelling first lets jobs that check
+    their ticket return cleanly.
+    """
+    for executor in list(_LIVE):
+        executor.shutdown(timeout=timeout / max(1, len(_LIVE)))
 
 
 class Superseded(Exception):
@@ -69,6 +85,7 @@ class LatestExecutor:
         self._running: Ticket | None = None
         self._name = name
         self.delivered_generations: list[int] = []
+        _LIVE.add(self)
 
     def submit(self, job: Callable[[Ticket], Any], on_result: Callable[[Any], None] | None = None,
                on_error: Callable[[BaseException], None] | None = None,
@@ -143,3 +160,15 @@ class LatestExecutor:
         """Block until nothing is pending or running (for tests and scripts)."""
         with self._cond:
             return self._cond.wait_for(lambda: self._pending is None and self._running is None, timeout=timeout)
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Drop the pending job, tell the running one it is superseded, and wait for the worker to go idle."""
+        with self._cond:
+            self.generation += 1  # every existing ticket is now superseded; nothing more is delivered
+            if self._pending is not None:
+                self._pending[0].cancelled.set()
+                self._pending[0].done.set()
+                self._pending = None
+            if self._running is not None:
+                self._running.cancelled.set()
+        return self.wait_idle(timeout)

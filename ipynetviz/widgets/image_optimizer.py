@@ -300,9 +300,9 @@ class ImageOptimizer(View):
 
     def _show_partial(self, result) -> None:
         self.result = result
+        self._show_preview(result)  # picture first: whoever sees the new step count also sees its picture
         self.steps_done = int(result.steps_done)
         self.progress.value = min(self.progress.max, self.steps_done)
-        self._show_preview(result)
 
     def _show_preview(self, result) -> None:
         picture = to_hwc_uint8(result.images[0])
@@ -329,9 +329,9 @@ class ImageOptimizer(View):
     def _finish(self, result, settings: dict) -> None:
         self._idle()
         self.result = result
+        self._show_preview(result)
         self.steps_done = int(result.steps_done)
         self.progress.value = min(self.progress.max, self.steps_done)
-        self._show_preview(result)
         caption = self._describe(result) + (" (stopped)" if result.interrupted else "")
         self.gallery.append((to_hwc_uint8(result.images[0]), caption))
         self._draw_gallery()
