@@ -87,6 +87,77 @@ def test_pgd_linf_matches_captum(guarded, images):
     assert (PixelSpace(insp).to_pixels(r.input) - ref).abs().max() < 1e-5
 
 
+def _margin(z, cls):
+    """Carlini & Wagner's margin: the class's logit minus the largest other one."""
+    own = z.gather(1, cls[:, None])[:, 0]
+    return own - z.scatter(1, cls[:, None], float("-inf")).amax(1)
+
+
+@pytest.mark.parametrize("target", [None, (1, 2, 3, 4)])
+def test_pgd_with_the_margin_loss_matches_captum(guarded, images, target):
+    insp, check = guarded
+    r = adversarial(insp, images, target=target, eps=6 / 255, steps=5, step_size=2 / 255, loss="margin")
+    check()
+    # Captum ascends the loss untargeted and descends it targeted: "best other minus own" serves both
+    pgd = PGD(_pixel_forward(insp), loss_func=lambda z, cls: -_margin(z, cls), lower_bound=0, upper_bound=1)
+    pgd.fgsm.zero_thresh = 0.0
+    cls = torch.as_tensor(r.labels if target is None else r.target)
+    with insp.eval_guard():
+        ref = pgd.perturb(images.float() / 255, 6 / 255, 2 / 255, 5, cls, targeted=target is not None)
+    assert (PixelSpace(insp).to_pixels(r.input) - ref).abs().max() < 1e-5
+    assert r.settings["loss"] == "margin" and r.settings["restarts"] == 1
+
+
+def _restarted_pgd(insp, images, target, eps, steps, step_size, restarts, seed):
+    """Brute force: each run on its own, from the starts the generator draws, keeping each image's best margin."""
+    forward = _pixel_forward(insp)
+    p0 = images.float() / 255
+    n = len(p0)
+    cls = torch.full((n,), target)
+    gen = torch.Generator().manual_seed(seed)
+    best, best_m = torch.zeros_like(p0), torch.full((n,), float("-inf"))
+    with insp.eval_guard():
+        for run in range(restarts):
+            rows = torch.arange(n) if run == 0 else torch.nonzero(best_m <= 0).flatten()
+            if len(rows) == 0:
+                break
+            base = p0[rows]
+            d = torch.zeros_like(base) if run == 0 else (torch.rand(base.shape, generator=gen) * 2 - 1) * eps
+            d = (base + d).clamp(0, 1) - base
+            for _ in range(steps):
+                d.requires_grad_(True)
+                g, = torch.autograd.grad(_margin(forward(base + d), cls[rows]).sum(), d)
+                d = ((base + (d + step_size * g.sign()).clamp(-eps, eps)).clamp(0, 1) - base).detach()
+            with torch.no_grad():
+                m = _margin(forward(base + d), cls[rows])
+            better = m > best_m[rows]
+            best_m[rows[better]], best[rows[better]] = m[better], d[better]
+    return best, best_m
+
+
+def test_restarts_keep_each_images_best_run(guarded):
+    insp, check = guarded
+    images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    eps, steps, size = 1 / 255, 2, 0.25 / 255
+    once = adversarial(insp, images, target=1, eps=eps, steps=steps, step_size=size, loss="margin")
+    r = adversarial(insp, images, target=1, eps=eps, steps=steps, step_size=size, loss="margin", restarts=4, seed=5)
+    check()
+    want, want_margin = _restarted_pgd(insp, images, 1, eps, steps, size, 4, seed=5)
+    assert (r.perturbation - want).abs().max() < 1e-5
+    np.testing.assert_array_equal(r.fooled, (want_margin > 0).numpy())
+    # some images resisted the first run, so every later run was made; the fooled ones were left alone
+    assert 0 < once.fooled.sum() < len(images) and r.steps_done == 4 * steps
+    assert torch.equal(r.perturbation[once.fooled], once.perturbation[once.fooled])
+    with insp.eval_guard(), torch.no_grad():
+        forward, cls = _pixel_forward(insp), torch.full((8,), 1)
+        m_once = _margin(forward(images.float() / 255 + once.perturbation), cls)
+        m_best = _margin(forward(images.float() / 255 + r.perturbation), cls)
+    assert torch.all(m_best >= m_once - 1e-6)
+    late = r.fooled & ~once.fooled
+    assert np.all(r.fooled_at[late] > steps) and np.all(r.fooled_at[late] <= 4 * steps)
+    assert r.linf.max() <= eps + 1e-6 and r.settings["restarts"] == 4
+
+
 def test_pgd_l2_stays_in_the_ball_and_one_step_is_a_normalised_gradient(guarded, images):
     insp, check = guarded
     r = adversarial(insp, images, eps=0.5, steps=6, norm="l2")
@@ -193,6 +264,8 @@ BAD = [
     (lambda i, x: adversarial(i, x, norm="l3"), SettingError, "linf"),
     (lambda i, x: adversarial(i, x, labels=[0, 1]), InputError, "one label per image"),
     (lambda i, x: adversarial(i, x, steps=0), SettingError, "steps"),
+    (lambda i, x: adversarial(i, x, loss="hinge"), SettingError, "margin"),
+    (lambda i, x: adversarial(i, x, restarts=0), SettingError, "restarts"),
 ]
 
 

@@ -37,8 +37,9 @@ def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
 
 def adversarial(insp, image: Any, target: Any = None, eps: float = 8 / 255, steps: int = 10,
                 norm: str = "linf", step_size: float | None = None, labels: Any = None,
-                random_start: bool = False, callback: Callable | None = None, every: int = 1,
-                cancel: Any = None, seed: int = 0) -> AdversarialResult:
+                random_start: bool = False, loss: str = "ce", restarts: int = 1,
+                callback: Callable | None = None, every: int = 1, cancel: Any = None,
+                seed: int = 0) -> AdversarialResult:
     """Perturb images within an ``eps`` ball (pixel units) to change the network's decision.
 
     Args:
@@ -52,6 +53,12 @@ def adversarial(insp, image: Any, target: Any = None, eps: float = 8 / 255, step
         step_size: per step, in pixel units; default ``eps`` for FGSM and ``2.5 * eps / steps`` for PGD.
         labels: true classes for untargeted attacks and accuracy; default the clean predictions.
         random_start: start PGD from a uniform random point of the ball (seeded by ``seed``).
+        loss: ``"ce"`` (cross-entropy) or ``"margin"`` (Carlini & Wagner's logit margin: the target's logit
+            minus the largest other one, or the largest wrong logit minus the true one when untargeted). The
+            margin does not flatten out once the softmax saturates.
+        restarts: run the attack this many times; every run after the first starts from a random point of the
+            ball and attacks only the images no earlier run fooled. Each image keeps the run with the largest
+            margin. ``fooled_at`` then counts steps over all runs (run r's step s is ``r * steps + s``).
         callback: called with a partial result every ``every`` steps.
         cancel: an Event, Ticket or callable; a stopped attack returns its partial result.
 
@@ -73,6 +80,9 @@ def adversarial(insp, image: Any, target: Any = None, eps: float = 8 / 255, step
     every = check_every(every)
     if norm not in ("linf", "l2"):
         raise SettingError(f"norm must be 'linf' or 'l2', got {norm!r}")
+    if loss not in ("ce", "margin"):
+        raise SettingError(f"loss must be 'ce' or 'margin', got {loss!r}")
+    restarts = check_steps(restarts, "restarts")
     step_size = (eps if steps == 1 else 2.5 * eps / steps) if step_size is None else \
         check_positive(step_size, "step_size")
     x0 = insp.prepare(image)
@@ -95,24 +105,41 @@ def adversarial(insp, image: Any, target: Any = None, eps: float = 8 / 255, step
             raise InputError(f"{lab.shape[0]} labels for {n} images; give one label per image")
         lab = _targets.class_indices(_targets.Class(tuple(lab.tolist())), n, k).to(x0.device)
 
-    def is_fooled(pred):
-        return pred == tgt if tgt is not None else pred != lab
+    def is_fooled(pred, rows=slice(None)):
+        return pred == tgt[rows] if tgt is not None else pred != lab[rows]
 
-    delta = torch.zeros_like(p0)
-    if random_start:
-        g = torch.Generator().manual_seed(int(seed))
+    def random_delta(rows: int, generator: torch.Generator) -> torch.Tensor:
+        shape = (rows,) + tuple(p0.shape[1:])
         if norm == "linf":
-            delta = (torch.rand(p0.shape, generator=g) * 2 - 1).to(p0) * eps
-        else:
-            r = torch.randn(p0.shape, generator=g).to(p0)
-            u = torch.rand((n, 1, 1, 1), generator=g).to(p0)
-            delta = r / _flat_norm(r) * eps * u
-        delta = space.clamp_(p0 + delta) - p0
+            return (torch.rand(shape, generator=generator) * 2 - 1).to(p0) * eps
+        r = torch.randn(shape, generator=generator).to(p0)
+        u = torch.rand((rows, 1, 1, 1), generator=generator).to(p0)
+        return r / _flat_norm(r) * eps * u
+
+    def objective(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Per image, what the attack ascends."""
+        if loss == "ce":
+            if tgt is None:
+                return F.cross_entropy(logits, lab[rows], reduction="none")
+            return -F.cross_entropy(logits, tgt[rows], reduction="none")
+        return margin(logits, rows)
+
+    def margin(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """> 0 exactly when the image fools the network: target minus best other (targeted), best other minus
+        true class (untargeted)."""
+        cls = (lab if tgt is None else tgt)[rows]
+        own = logits.gather(1, cls[:, None])[:, 0]
+        other = logits.scatter(1, cls[:, None], float("-inf")).amax(1)
+        return own - other if tgt is not None else other - own
+
+    delta = torch.zeros_like(p0)                      # the perturbation being worked on
+    best_delta = delta.clone()                        # per image, the best one any restart found
+    best_margin = torch.full((n,), float("-inf"), device=x0.device)
     fooled_at = torch.full((n,), -1, dtype=torch.long, device=x0.device)
     settings = {"method": "adversarial", "eps": eps, "steps": steps, "norm": norm, "step_size": step_size,
                 "targeted": tgt is not None, "random_start": bool(random_start), "seed": int(seed),
-                "attack": "FGSM" if steps == 1 else "PGD"}
-    state = {"done": 0, "interrupted": False, "logits": None}
+                "loss": loss, "restarts": restarts, "attack": "FGSM" if steps == 1 and restarts == 1 else "PGD"}
+    state = {"done": 0, "interrupted": False, "logits": clean_logits.clone()}
 
     def build(logits: torch.Tensor) -> AdversarialResult:
         p = p0 + delta
@@ -130,36 +157,65 @@ def adversarial(insp, image: Any, target: Any = None, eps: float = 8 / 255, step
             fooled_at=fooled_at.cpu().numpy(), settings=dict(settings), interrupted=state["interrupted"],
             steps_done=state["done"])
 
+    generator = torch.Generator().manual_seed(int(seed))
+    logits_all = state["logits"]
     with insp.eval_guard(), torch.enable_grad():
         try:
-            while True:
-                d = delta.detach().requires_grad_(True)
-                logits = run_model(insp.model, space.to_model(p0 + d)).reshape(n, -1)
-                state["logits"] = logits.detach()
-                if state["done"]:  # this forward shows the outcome of the previous step
-                    newly = is_fooled(logits.argmax(1)) & (fooled_at < 0)
-                    fooled_at[newly] = state["done"]
-                    if callback is not None and state["done"] % every == 0:
-                        callback(build(state["logits"]))
-                if state["done"] >= steps:
+            for restart in range(restarts):
+                # later restarts attack only the images no earlier one fooled, from a random point of the ball
+                rows = torch.arange(n, device=x0.device) if restart == 0 else \
+                    torch.nonzero(best_margin <= 0).flatten()
+                if rows.numel() == 0:
                     break
-                if is_cancelled(cancel):
-                    state["interrupted"] = True
-                    break
-                if tgt is None:
-                    loss = F.cross_entropy(logits, lab, reduction="sum")
+                if restart == 0 and not random_start:
+                    start = torch.zeros_like(p0)
                 else:
-                    loss = -F.cross_entropy(logits, tgt, reduction="sum")
-                grad, = torch.autograd.grad(loss, d)
-                with torch.no_grad():
-                    if norm == "linf":
-                        stepped = delta + step_size * grad.sign()
-                    else:
-                        stepped = delta + step_size * grad / _flat_norm(grad).clamp_min(1e-12)
-                    delta = space.clamp_(p0 + _project(stepped, eps, norm)) - p0
-                state["done"] += 1
-        except KeyboardInterrupt:
-            state["interrupted"] = True
-            with torch.no_grad():
-                state["logits"] = run_model(insp.model, space.to_model(p0 + delta)).reshape(n, -1)
+                    start = random_delta(n, generator)[rows.cpu()].to(p0) if restart == 0 else \
+                        random_delta(rows.numel(), generator)
+                start = space.clamp_(p0[rows] + start) - p0[rows]
+                delta[rows] = start
+                d_rows, base = start, p0[rows]
+                first = torch.full((rows.numel(),), -1, dtype=torch.long, device=x0.device)
+                for step in range(steps + 1):
+                    d = d_rows.detach().requires_grad_(step < steps)
+                    logits = run_model(insp.model, space.to_model(base + d)).reshape(rows.numel(), -1)
+                    logits_all[rows] = logits.detach()
+                    if step:  # this forward shows the outcome of the previous step
+                        newly = is_fooled(logits.argmax(1), rows) & (first < 0)
+                        first[newly] = restart * steps + step
+                        if restart == 0:
+                            fooled_at[rows[newly]] = first[newly]
+                        if callback is not None and state["done"] % every == 0:
+                            callback(build(logits_all))
+                    if step == steps:
+                        break
+                    if is_cancelled(cancel):
+                        state["interrupted"] = True
+                        break
+                    grad, = torch.autograd.grad(objective(logits, rows).sum(), d)
+                    with torch.no_grad():
+                        if norm == "linf":
+                            stepped = d_rows + step_size * grad.sign()
+                        else:
+                            stepped = d_rows + step_size * grad / _flat_norm(grad).clamp_min(1e-12)
+                        d_rows = space.clamp_(base + _project(stepped, eps, norm)) - base
+                        delta[rows] = d_rows
+                    state["done"] += 1
+                with torch.no_grad():  # keep, per image, the restart that got furthest
+                    m = margin(logits_all[rows], rows)
+                    better = m > best_margin[rows]
+                    keep = rows[better]
+                    best_margin[keep] = m[better]
+                    best_delta[keep] = delta[keep]
+                    if restart:
+                        fooled_at[keep] = first[better]
+                if state["interrupted"]:
+                    break
+        except KeyboardInterrupt:  # mid-step: the logits may be older than the perturbation
+            state["interrupted"] = state["stale"] = True
+    if restarts > 1 or state.get("stale"):
+        with insp.eval_guard(), torch.no_grad():
+            if restarts > 1:
+                delta = best_delta
+            state["logits"] = run_model(insp.model, space.to_model(p0 + delta)).reshape(n, -1)
     return build(state["logits"])
