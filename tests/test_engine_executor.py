@@ -7,20 +7,21 @@ from ipynetviz.engine import LatestExecutor, Selection
 
 def test_rapid_requests_only_the_newest_is_delivered():
     ex = LatestExecutor()
-    gate = threading.Event()
+    gate, started = threading.Event(), threading.Event()
     delivered, ran = [], []
 
     def job(i):
         def run(ticket):
             ran.append(i)
             if i == 0:
+                started.set()
                 gate.wait(5)  # the first job is slow; meanwhile 1..9 arrive
             return i
         return run
     for i in range(10):
         ex.submit(job(i), on_result=delivered.append)
         if i == 0:
-            time.sleep(0.05)
+            assert started.wait(10)  # running, not pending (a busy machine may take a while to start the worker)
     gate.set()
     assert ex.wait_idle(10)
     assert delivered == [9], "a superseded result was shown"

@@ -19,7 +19,7 @@ def read_state(page, css: str = ".t-state") -> dict:
     return json.loads(page.locator(css).first.inner_text())
 
 
-def wait_state(page, predicate, css: str = ".t-state", timeout: float = 30.0) -> dict:
+def wait_state(page, predicate, css: str = ".t-state", timeout: float = 60.0) -> dict:
     """Poll a StateProbe until ``predicate(state)`` holds; returns the state."""
     deadline = time.time() + timeout
     state = None

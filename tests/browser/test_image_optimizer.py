@@ -39,9 +39,9 @@ def test_run_preview_stop_and_gallery(voila):
 
     page.locator(".t-optimizer-run").click()
     state = wait_state(page, lambda s: s["running"] and s["steps_done"] >= 8, timeout=60)
-    page.wait_for_function(f"document.querySelector('.t-optimizer-preview img').src !== {blank!r}", timeout=30000)
+    page.wait_for_function(f"document.querySelector('.t-optimizer-preview img').src !== {blank!r}", timeout=60000)
     first = src(page, ".t-optimizer-preview")
-    page.wait_for_function(f"document.querySelector('.t-optimizer-preview img').src !== {first!r}", timeout=30000)
+    page.wait_for_function(f"document.querySelector('.t-optimizer-preview img').src !== {first!r}", timeout=60000)
     assert float(page.locator(".t-optimizer-progress .progress-bar").evaluate(
         "e => parseFloat(e.style.width) || 0")) >= 0  # the bar is drawn
     assert "unit: step" in page.locator(".t-optimizer-info").inner_text()
