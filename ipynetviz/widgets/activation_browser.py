@@ -222,12 +222,6 @@ class ActivationBrowser(View):
 
     # ------------------------------------------------------------ clicks
     @guarded
-    def _on_thumb(self, change) -> None:
-        i = self.thumbs.tile_of(change["new"])
-        if i is not None:
-            self.image_index = i
-
-    @guarded
     def _on_map(self, change) -> None:
         i = self.maps.tile_of(change["new"])
         if i is not None:

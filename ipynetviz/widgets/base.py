@@ -147,6 +147,13 @@ class View(W.VBox):
         return self.executor.submit(job, on_result=done, on_error=failed,
                                     on_partial=partial if on_partial is not None else None)
 
+    @guarded
+    def _on_thumb(self, change) -> None:
+        """A click on the view's thumbnail strip (``self.thumbs``) selects that image."""
+        i = self.thumbs.tile_of(change["new"])
+        if i is not None:
+            self.image_index = i
+
     def wait(self, timeout: float = 60.0) -> bool:
         """Block until background work is finished (scripts and tests)."""
         return self.executor.wait_idle(timeout)

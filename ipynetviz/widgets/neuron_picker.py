@@ -233,12 +233,6 @@ class NeuronPicker(View):
 
     # ------------------------------------------------------------ clicks
     @guarded
-    def _on_thumb(self, change) -> None:
-        i = self.thumbs.tile_of(change["new"])
-        if i is not None:
-            self.image_index = i
-
-    @guarded
     def _on_map_tile(self, change) -> None:
         i = self.maps.tile_of(change["new"])
         if i is not None:

@@ -190,12 +190,6 @@ class OcclusionExplorer(View):
 
     # ------------------------------------------------------------ clicks
     @guarded
-    def _on_thumb(self, change) -> None:
-        i = self.thumbs.tile_of(change["new"])
-        if i is not None:
-            self.image_index = i
-
-    @guarded
     def _on_heatmap_click(self, change) -> None:
         if not change["new"] or self.result is None or not self.shown:
             return
