@@ -12,6 +12,10 @@ import importlib
 
 from .engine import (Class, ImageSet, Inspector, IpynetvizError, LayerNotFoundError, Preprocess, Selection, Unit,
                      as_imageset)
+from .engine import targets as _targets
+
+# target arithmetic (0.5 * Class(3) + Unit("conv3", 5)) makes an optimisation Objective, imported on first use
+_targets.set_objective_loader(lambda: importlib.import_module("ipynetviz.methods.optimize.objectives").objective)
 
 __version__ = "0.1.0"
 

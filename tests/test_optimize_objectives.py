@@ -47,6 +47,31 @@ def test_algebra_builds_weighted_sums_of_engine_targets():
         objective("conv3")
 
 
+def test_engine_targets_compose_directly():
+    """Class / Unit take part in arithmetic themselves: no objective() needed to start a sum."""
+    def terms(o):
+        return [(w, t.describe()) for w, t in o.terms]
+    assert terms(Class(3) + Unit("conv3", 5)) == [(1.0, "class 3"), (1.0, "conv3[5]")]
+    assert terms(0.5 * Class(3) - Unit("conv3", 5) / 4) == [(0.5, "class 3"), (-0.25, "conv3[5]")]
+    assert terms(-Unit("relu2", 1, 2, 3)) == [(-1.0, "relu2[1]@(2,3)")]
+    assert terms(Class(2) * 3 + LayerNorm("relu2")) == [(3.0, "class 2"), (1.0, "norm(relu2)")]
+    assert terms(sum(Unit("conv3", c) for c in range(3))) == [(1.0, f"conv3[{c}]") for c in range(3)]
+    assert terms(1e-4 * L2() - Class(1)) == [(1e-4, "L2"), (-1.0, "class 1")]
+    with pytest.raises(TargetError, match="cannot optimise"):
+        Class(3) + "conv3"
+    with pytest.raises(TypeError):
+        Class(3) * "2"
+    # still plain, hashable engine targets for attribution and the cache
+    assert Class(3) == Class(3) and len({Class(3), Class(3), Unit("conv3", 1)}) == 2
+
+
+def test_composed_targets_optimise_like_the_explicit_objective(norm_insp):
+    from ipynetviz.methods.optimize import visualize
+    a = visualize(norm_insp, 0.5 * Class(1) + Unit("conv3", 2), steps=4, lr=0.05)
+    b = visualize(norm_insp, objective(Class(1)) * 0.5 + objective(Unit("conv3", 2)), steps=4, lr=0.05)
+    np.testing.assert_array_equal(a.images, b.images)
+
+
 def test_bound_objective_equals_a_hand_computed_score(norm_insp):
     torch.manual_seed(1)
     x = torch.randn(2, 3, 32, 32)

@@ -14,9 +14,56 @@ import torch
 
 from .errors import TargetError
 
+# ``Class(3) + Unit("conv3", 5)`` or ``0.5 * Class(3)`` builds an optimisation objective. Objectives live above
+# the engine (ipynetviz.methods.optimize); the package wires a loader in here (see ipynetviz/__init__.py), so
+# the engine never imports a method.
+_objective_loader: Callable[[], Callable] | None = None
+
+
+def set_objective_loader(loader: Callable[[], Callable] | None) -> None:
+    """Register ``loader() -> objective`` (a function turning a target into an Objective) for target arithmetic."""
+    global _objective_loader
+    _objective_loader = loader
+
+
+class _Composable:
+    """Arithmetic on targets: ``+``, ``-``, scalar ``*`` and ``/`` give an optimisation Objective."""
+
+    __slots__ = ()
+
+    def _objective(self):
+        if _objective_loader is None:
+            raise TargetError("arithmetic on targets builds an optimisation objective; "
+                              "use ipynetviz.methods.optimize.objective(target) to start one")
+        return _objective_loader()(self)
+
+    def __add__(self, other):
+        return self._objective() + other
+
+    def __radd__(self, other):
+        return other + self._objective()
+
+    def __sub__(self, other):
+        return self._objective() - other
+
+    def __rsub__(self, other):
+        return other - self._objective()
+
+    def __mul__(self, k):
+        return self._objective() * k
+
+    def __rmul__(self, k):
+        return k * self._objective()
+
+    def __truediv__(self, k):
+        return self._objective() / k
+
+    def __neg__(self):
+        return -self._objective()
+
 
 @dataclass(frozen=True)
-class Class:
+class Class(_Composable):
     """A class score before softmax; ``index`` may be one int or one per sample."""
 
     index: int | tuple[int, ...]
@@ -30,7 +77,7 @@ class Class:
 
 
 @dataclass(frozen=True)
-class Unit:
+class Unit(_Composable):
     """A feature map (mean over positions, or max with ``reduce="max"``) or one neuron at (y, x)."""
 
     layer: str

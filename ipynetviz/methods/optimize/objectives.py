@@ -3,8 +3,8 @@
 An :class:`Objective` is a weighted sum of terms. Terms are the engine's targets (``Class(k)``: the logit of
 class k; ``Unit(layer, c)``: the mean of feature map c), :class:`LayerNorm` (Yosinski et al.'s "layer
 maximisation": the size of a whole layer's code) and the penalties :class:`L2` and :class:`TV`. Engine
-targets take part as they are, e.g. ``Class(3) - 1e-4 * L2()`` works because the right-hand side is an
-Objective; to start a sum with two engine targets write ``objective(Class(3)) + Unit("conv3", 5)``.
+targets take part as they are: ``Class(3) - 1e-4 * L2()``, ``0.5 * Class(3) + Unit("conv3", 5)`` and
+``sum(Unit("conv3", c) for c in range(4))`` are all Objectives.
 
 Every term scores each sample of a batch separately, so a list of objectives is optimised as one batch:
 sample i follows objective i.
