@@ -147,6 +147,14 @@ class View(W.VBox):
         return self.executor.submit(job, on_result=done, on_error=failed,
                                     on_partial=partial if on_partial is not None else None)
 
+    def accept_layer(self, layer: str) -> None:
+        """Follow a layer chosen elsewhere when this view offers it (``self.layers``)."""
+        if layer in self.layers:
+            self.layer = layer
+
+    def _channels(self, layer: str) -> int:
+        return int(self.insp.layer_shape(layer)[0])
+
     @guarded
     def _on_thumb(self, change) -> None:
         """A click on the view's thumbnail strip (``self.thumbs``) selects that image."""

@@ -99,10 +99,6 @@ class PatchGallery(View):
         self._refresh()
 
     # ------------------------------------------------------------ selection in
-    def accept_layer(self, layer: str) -> None:
-        if layer in self.layers:
-            self.layer = layer
-
     def accept_channel(self, channel: int) -> None:
         shape = self.insp.layer_shape(self.layer)
         if self.selection.layer in (None, self.layer) and shape and 0 <= channel < shape[0]:

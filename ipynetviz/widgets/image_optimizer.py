@@ -169,14 +169,7 @@ class ImageOptimizer(View):
         self._show_controls()
         self._blank_preview()
 
-    def _channels(self, layer: str) -> int:
-        return int(self.insp.layer_shape(layer)[0])
-
     # ------------------------------------------------------------ selection in
-    def accept_layer(self, layer: str) -> None:
-        if layer in self.layers:
-            self.layer = layer
-
     def accept_channel(self, channel: int) -> None:
         if 0 <= channel < self._channels(self.layer):
             self.channel = int(channel)

@@ -129,14 +129,7 @@ class NeuronPicker(View):
             self.selection.layer = self.layer
         self._refresh()
 
-    def _channels(self, layer: str) -> int:
-        return int(self.insp.layer_shape(layer)[0])
-
     # ------------------------------------------------------------ selection in
-    def accept_layer(self, layer: str) -> None:
-        if layer in self.layers:
-            self.layer = layer
-
     def accept_channel(self, channel: int) -> None:
         if self.selection.layer in (None, self.layer) and 0 <= channel < self._channels(self.layer):
             self.channel = int(channel)

@@ -167,14 +167,11 @@ def adversarial(insp, image: Any, target: Any = None, eps: float = 8 / 255, step
                     torch.nonzero(best_margin <= 0).flatten()
                 if rows.numel() == 0:
                     break
-                if restart == 0 and not random_start:
-                    start = torch.zeros_like(p0)
-                else:
-                    start = random_delta(n, generator)[rows.cpu()].to(p0) if restart == 0 else \
-                        random_delta(rows.numel(), generator)
-                start = space.clamp_(p0[rows] + start) - p0[rows]
-                delta[rows] = start
-                d_rows, base = start, p0[rows]
+                base = p0[rows]
+                start = torch.zeros_like(base) if restart == 0 and not random_start else \
+                    random_delta(rows.numel(), generator)
+                d_rows = space.clamp_(base + start) - base
+                delta[rows] = d_rows
                 first = torch.full((rows.numel(),), -1, dtype=torch.long, device=x0.device)
                 for step in range(steps + 1):
                     d = d_rows.detach().requires_grad_(step < steps)
