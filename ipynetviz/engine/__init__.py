@@ -5,7 +5,8 @@ Importing this package never imports ipywidgets, bqplot or anywidget.
 from .cache import ResultCache, fingerprint
 from .dataset import ImageSet, as_imageset
 from .errors import (DatasetError, InputError, IpynetvizError, LayerNotFoundError, ModelError, OutOfMemoryError,
-                     TargetError)
+                     SettingError, TargetError)
+from .control import Stop, is_cancelled, progress_reporter
 from .executor import LatestExecutor, Superseded, Ticket
 from .hooks import HookSession, hooks_left
 from .inputs import Preprocess
@@ -18,5 +19,5 @@ __all__ = [
     "Inspector", "LayerInfo", "ReceptiveField", "receptive_fields", "measure_receptive_field", "Preprocess", "ImageSet", "as_imageset", "Selection", "LatestExecutor", "Ticket",
     "Superseded", "ResultCache", "fingerprint", "HookSession", "hooks_left", "Class", "Unit", "resolve_device",
     "IpynetvizError", "LayerNotFoundError", "InputError", "TargetError", "ModelError", "DatasetError",
-    "OutOfMemoryError",
+    "OutOfMemoryError", "SettingError", "Stop", "is_cancelled", "progress_reporter",
 ]

@@ -52,3 +52,7 @@ class DatasetError(IpynetvizError):
 
 class OutOfMemoryError(IpynetvizError, MemoryError):
     """The device ran out of memory even at batch size 1."""
+
+
+class SettingError(IpynetvizError):
+    """A setting (a step count, a rate, a size, a probability) outside the range it must be in."""

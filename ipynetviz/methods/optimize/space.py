@@ -18,44 +18,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ipynetviz.engine.errors import InputError, IpynetvizError
-
-
-class SettingError(IpynetvizError):
-    """A step count, learning rate, budget or other optimisation setting out of range."""
+from ipynetviz.engine.checks import check_positive, check_positive_int
+from ipynetviz.engine.control import is_cancelled
+from ipynetviz.engine.errors import InputError, SettingError
 
 
 def check_steps(steps: Any, name: str = "steps") -> int:
     """``steps`` as a positive int, or a :class:`SettingError` that names the fix."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or int(steps) < 1:
-        raise SettingError(f"{name} must be a positive integer, got {steps!r}; pass {name}=1 or more")
-    return int(steps)
-
-
-def check_positive(value: Any, name: str, allow_zero: bool = False) -> float:
-    """A finite float > 0 (or >= 0 with ``allow_zero``), or a :class:`SettingError`."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise SettingError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        need = "a finite number >= 0" if allow_zero else "a finite number > 0"
-        raise SettingError(f"{name} must be {need}, got {value!r}; e.g. {name}=0.05")
-    return v
-
-
-def is_cancelled(cancel: Any) -> bool:
-    """True when ``cancel`` (an Event, an executor Ticket, or a callable returning bool) asks to stop."""
-    if cancel is None:
-        return False
-    if hasattr(cancel, "superseded"):
-        return bool(cancel.superseded)
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    if callable(cancel):
-        return bool(cancel())
-    raise SettingError("cancel must be a threading.Event, an executor Ticket or a callable, "
-                       f"got {type(cancel).__name__}")
+    return check_positive_int(steps, name)
 
 
 def _normalisation(transform: Any) -> tuple[Sequence[float], Sequence[float]] | None:
