@@ -8,14 +8,14 @@ The engine and methods import without any widget library; widgets load on first 
 """
 from __future__ import annotations
 
-import importlib
+import importlib as _importlib
 
 from .engine import (Class, ImageSet, Inspector, IpynetvizError, LayerNotFoundError, Preprocess, Selection, Unit,
                      as_imageset)
 from .engine import targets as _targets
 
 # target arithmetic (0.5 * Class(3) + Unit("conv3", 5)) makes an optimisation Objective, imported on first use
-_targets.set_objective_loader(lambda: importlib.import_module("ipynetviz.methods.optimize.objectives").objective)
+_targets.set_objective_loader(lambda: _importlib.import_module("ipynetviz.methods.optimize.objectives").objective)
 
 __version__ = "0.1.0"
 
@@ -27,18 +27,23 @@ _LAZY = {
     "widgets": "ipynetviz.widgets",
 }
 _LAZY_WIDGETS = ("NeuronPicker", "OcclusionExplorer", "FilterGrid", "ActivationBrowser", "PatchGallery",
-                 "EmbeddingScatter", "CorrespondenceMatrix", "ImageOptimizer", "Dashboard")
+                 "EmbeddingScatter", "CorrespondenceMatrix", "ImageOptimizer")
 _LAZY_METHODS = ("compare",)
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return importlib.import_module(_LAZY[name])
+        return _importlib.import_module(_LAZY[name])
     if name in _LAZY_WIDGETS:
-        return getattr(importlib.import_module("ipynetviz.widgets"), name)
+        return getattr(_importlib.import_module("ipynetviz.widgets"), name)
     if name in _LAZY_METHODS:
-        return getattr(importlib.import_module("ipynetviz.methods"), name)
+        return getattr(_importlib.import_module("ipynetviz.methods"), name)
     raise AttributeError(f"module 'ipynetviz' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names only (``dir(ipynetviz)``), lazy ones included; helpers stay out."""
+    return sorted(__all__ + ["__version__"])
 
 
 __all__ = ["Inspector", "Selection", "Class", "Unit", "Preprocess", "ImageSet", "as_imageset", "IpynetvizError",

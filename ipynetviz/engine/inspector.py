@@ -14,7 +14,7 @@ from torch import nn
 from . import targets as _targets
 from .cache import ResultCache, fingerprint
 from .dataset import ImageSet, as_imageset
-from .errors import InputError, LayerNotFoundError, OutOfMemoryError, TargetError
+from .errors import InputError, LayerNotFoundError, ModelError, OutOfMemoryError, TargetError
 from .hooks import HookSession, StopForward, first_tensor
 from .inputs import apply_transform, is_model_input, to_uint8_batch
 
@@ -150,6 +150,8 @@ class Inspector:
         order: list[str] = []
         shapes: dict[str, tuple] = {}
         out_shape = None
+        failures: list[str] = []
+        last_error: BaseException | None = None
         for size in sizes:
             order.clear()
             shapes.clear()
@@ -180,13 +182,18 @@ class Inspector:
                 if self._input_size is None:
                     self._input_size = tuple(size)
                 break
-            except Exception:
-                if size is sizes[-1]:
-                    order[:] = [n for n, m in self._modules.items() if n and not isinstance(m, _NOT_CALLED)]
-                    shapes.clear()
+            except Exception as err:  # try the next size; all failing is an error that shows each reason
+                failures.append(f"{tuple(size)}: {type(err).__name__}: {err}")
+                last_error = err
             finally:
                 for h in handles:
                     h.remove()
+        if out_shape is None:
+            tried = "; ".join(failures)
+            hint = ("pass the size it takes, e.g. Inspector(model, input_size=(1, 28, 28))" if self._input_size is None
+                    else "check input_size, or give an input adapter if the model does not take one image tensor")
+            raise ModelError(f"the model failed on a zero batch at every input size tried ({tried}); {hint}") \
+                from last_error
         self._trace = {"order": list(order), "shapes": dict(shapes), "output": out_shape}
         return self._trace
 
@@ -423,33 +430,6 @@ class Inspector:
             except Exception as err:
                 raise self._wrap_forward_error(err, x) from err
         return grad.detach(), scores.detach()
-
-    # ---------------------------------------------------------------- method conveniences
-    # One-line calls into ipynetviz.methods.attribution (imported on use: the engine imports no method).
-    def gradient(self, images: Any, target=None, **kw):
-        """d target / d input; see :func:`ipynetviz.methods.attribution.gradient`."""
-        from ..methods.attribution import gradient
-        return gradient(self, images, target, **kw)
-
-    def saliency(self, images: Any, target=None, **kw):
-        """|gradient|, max over colour channels (Simonyan et al. 2014)."""
-        from ..methods.attribution import saliency
-        return saliency(self, images, target, **kw)
-
-    def guided_backprop(self, images: Any, target=None, **kw):
-        """Guided backpropagation (Springenberg et al. 2015)."""
-        from ..methods.attribution import guided_backprop
-        return guided_backprop(self, images, target, **kw)
-
-    def deconvnet(self, images: Any, target=None, **kw):
-        """Deconvnet backward (Zeiler & Fergus 2014)."""
-        from ..methods.attribution import deconvnet
-        return deconvnet(self, images, target, **kw)
-
-    def occlusion(self, images: Any, target=None, **kw):
-        """Occlusion sensitivity; see :func:`ipynetviz.methods.attribution.occlusion`."""
-        from ..methods.attribution import occlusion
-        return occlusion(self, images, target, **kw)
 
     # ---------------------------------------------------------------- cache
     def model_version(self) -> tuple:
