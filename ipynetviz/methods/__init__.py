@@ -7,6 +7,7 @@ Subpackages, each importable on its own:
 * ``embedding``     PCA / t-SNE of a layer's codes
 * ``correspondence`` unit correlation, matching, regression, CCA / SVCCA / PWCCA / CKA, compare
 * ``optimize``      class visualization, inversion, DeepDream, style, adversarial images
+* ``training``      the one training loop (``train`` -> ``Run``) shared by the zoo and the labs
 
 Every public name of a subpackage is also reachable here, e.g. ``ipynetviz.methods.saliency``; they are
 resolved on first use so that importing one method does not import all the others.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 
-SUBPACKAGES = ("attribution", "units", "embedding", "correspondence", "optimize")
+SUBPACKAGES = ("attribution", "units", "embedding", "correspondence", "optimize", "training")
 
 
 def __getattr__(name: str):

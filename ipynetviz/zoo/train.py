@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ipynetviz.methods.training import data as _data
+from ipynetviz.methods.training import train as loop_train
 from ipynetviz.zoo import data
 from ipynetviz.zoo.models import BUILDERS, SPECS
 from ipynetviz.zoo.pictures import save_filter_grid
@@ -89,48 +91,10 @@ def load_split(config: TrainConfig, split: str) -> tuple[np.ndarray, np.ndarray]
     return (images[:config.n_train], labels[:config.n_train]) if split == "train" else (images, labels)
 
 
-def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images (N, C, H, W), in [0, 1] units.
-
-    Computed exactly from each channel's 256-bin histogram: no float copy of the data set.
-    """
-    levels = np.arange(256, dtype=np.float64) / 255.0
-    means, stds = [], []
-    for c in range(images.shape[1]):
-        counts = np.bincount(np.ascontiguousarray(images[:, c]).ravel(), minlength=256).astype(np.float64)
-        p = counts / counts.sum()
-        mean = float(p @ levels)
-        means.append(mean)
-        stds.append(float(np.sqrt(p @ (levels - mean) ** 2)))
-    return means, stds
-
-
-def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float model input ``(x / 255 - mean) / std`` on the images' device."""
-    m = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    return (images.float() / 255.0 - m) / s
-
-
-def _augment(x: torch.Tensor, gen: torch.Generator, symmetries: bool, max_shift: int) -> torch.Tensor:
-    """Random flips and transposes (the 8 symmetries of a square) and shifts (black fill) per image."""
-    n = len(x)
-    if symmetries:
-        flags = torch.randint(0, 8, (n,), generator=gen).to(x.device).view(-1, 1, 1, 1)
-        x = torch.where((flags & 1).bool(), x.flip(-1), x)
-        x = torch.where((flags & 2).bool(), x.flip(-2), x)
-        x = torch.where((flags & 4).bool(), x.transpose(-1, -2), x)
-    if max_shift > 0:
-        h, w = x.shape[-2:]
-        s = max_shift
-        padded = nn.functional.pad(x, (s, s, s, s))
-        dy, dx = torch.randint(0, 2 * s + 1, (2, n), generator=gen).to(x.device)
-        rows = (torch.arange(h, device=x.device)[None] + dy[:, None])[:, None, :, None]
-        cols = (torch.arange(w, device=x.device)[None] + dx[:, None])[:, None, None, :]
-        batch = torch.arange(n, device=x.device)[:, None, None, None]
-        chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-        x = padded[batch, chan, rows, cols]
-    return x
+# the zoo trains through the project's one loop; these names stay importable from here
+channel_stats = _data.channel_stats
+normalise = _data.normalise
+_augment = _data.augment
 
 
 def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
@@ -165,18 +129,15 @@ def train(config: TrainConfig, device: str = "cpu", log=print) -> tuple[nn.Modul
     x_test, y_test = load_split(config, "test")
     mean, std = channel_stats(x_train)
     dev = torch.device(device)
-    xt = torch.from_numpy(x_train).to(dev)
-    yt = torch.from_numpy(y_train).to(dev)
 
-    torch.manual_seed(config.seed)
-    model = BUILDERS[config.name]()
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.constant_(m.bias, config.init_bias)
-    model = model.to(dev)
-    order_gen = torch.Generator().manual_seed(10_000 + config.seed)
-    opt = torch.optim.AdamW(_param_groups(model, config), lr=config.lr)
-    steps_per_epoch = math.ceil(len(xt) / config.batch_size)
+    def build() -> nn.Module:
+        model = BUILDERS[config.name]()
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.constant_(m.bias, config.init_bias)
+        return model
+
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     total = config.epochs * steps_per_epoch
     warmup = max(1, int(config.warmup_epochs * steps_per_epoch))
 
@@ -185,23 +146,25 @@ def train(config: TrainConfig, device: str = "cpu", log=print) -> tuple[nn.Modul
             return (step + 1) / warmup
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    model.train()
-    for epoch in range(config.epochs):
-        perm = torch.randperm(len(xt), generator=order_gen).to(dev)
+    class EpochLog:  # a hook of the loop: one line per epoch with the mean training loss
         running, seen = 0.0, 0
-        for start in range(0, len(xt), config.batch_size):
-            idx = perm[start:start + config.batch_size]
-            xb = normalise(_augment(xt[idx], order_gen, config.symmetries, config.max_shift), mean, std)
-            loss = nn.functional.cross_entropy(model(xb), yt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            running += float(loss.detach()) * len(idx)
-            seen += len(idx)
-        log(f"  {config.name} seed {config.seed} epoch {epoch + 1}/{config.epochs}: "
-            f"loss {running / seen:.4f} ({time.perf_counter() - t0:.0f} s)")
+
+        def after_step(self, run, step):
+            self.running += float(run.loss.detach()) * len(run.targets)
+            self.seen += len(run.targets)
+
+        def on_epoch_end(self, run, epoch):
+            log(f"  {config.name} seed {config.seed} epoch {epoch + 1}/{config.epochs}: "
+                f"loss {self.running / self.seen:.4f} ({time.perf_counter() - t0:.0f} s)")
+            self.running, self.seen = 0.0, 0
+
+    run = loop_train(build, (x_train, y_train), epochs=config.epochs, batch_size=config.batch_size,
+                     optimizer=lambda groups: torch.optim.AdamW(groups, lr=config.lr),
+                     param_groups=lambda model: _param_groups(model, config), schedule=schedule,
+                     transform=_data.Normalise(mean, std),
+                     augment=_data.Augment(config.symmetries, config.max_shift), hooks=[EpochLog()],
+                     seed=config.seed, device=dev, background=False)
+    model = run.model
     train_seconds = time.perf_counter() - t0
 
     model.eval()
