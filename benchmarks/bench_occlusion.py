@@ -31,7 +31,8 @@ import torch
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 from benchmarks._common import cuda_sync, record, setup  # noqa: E402
 from ipynetviz.engine import Inspector, Preprocess  # noqa: E402
-from ipynetviz.methods.attribution import grid_positions, occlusion  # noqa: E402
+from ipynetviz.methods.attribution import occlusion  # noqa: E402
+from ipynetviz.methods.attribution.occlusion import grid_positions  # noqa: E402
 from ipynetviz.methods.attribution.incremental import _multiply_adds, build_runner, occlude  # noqa: E402
 
 

@@ -101,7 +101,7 @@ def test_no_relu_model_is_refused_by_guided_backprop_and_deconvnet():
     ({"stride": 2.5}, "stride must be an int"),
     ({"fill": "noise"}, "unknown fill 'noise'"),
     ({"fill": (0.1, 0.2)}, "2 values but the model input has 3 channels"),
-    ({"batch_size": 0}, "batch_size must be positive"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
 ])
 def test_bad_occlusion_settings_name_the_fix(kwargs, words):
     m = _model()

@@ -6,8 +6,9 @@ import torchvision
 from torch import nn
 
 from ipynetviz.engine import Class, Inspector, Unit, hooks_left
-from ipynetviz.methods.attribution import (AttributionResult, ReluOverride, attribute, deconvnet, gradient,
-                                           guided_backprop, saliency)
+from ipynetviz.methods.attribution import (AttributionResult, attribute, deconvnet, gradient, guided_backprop,
+                                           saliency)
+from ipynetviz.methods.attribution.relu_rules import ReluOverride
 from tests.conftest import small_cnn
 
 captum_attr = pytest.importorskip("captum.attr")

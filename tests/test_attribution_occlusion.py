@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ipynetviz.engine import Class, Inspector, LatestExecutor, Preprocess, Unit, hooks_left
-from ipynetviz.methods.attribution import OcclusionCancelled, OcclusionResult, grid_positions, occlusion
+from ipynetviz.methods.attribution import OcclusionResult, occlusion
+from ipynetviz.methods.attribution.occlusion import grid_positions
 from ipynetviz.methods.attribution.incremental import build_runner, occlude
 from tests.conftest import small_cnn
 from tests.test_attribution_gradients import random_torchvision
@@ -194,9 +195,14 @@ def test_progress_and_cancel():
     def progress(done, total):
         calls.append(done)
         stop.set()
-    with pytest.raises(OcclusionCancelled):
-        occlusion(insp, x, target=1, window=4, stride=4, batch_size=16, cancel=stop, progress=progress)
-    assert calls == [16]
+    # the one cancel protocol: stop at the next check and return what is done, marked incomplete
+    part = occlusion(insp, x, target=1, window=4, stride=4, batch_size=16, cancel=stop, progress=progress)
+    assert calls == [16] and not part.complete
+    assert int(torch.isfinite(part.scores).sum()) == 16 and part.scores.shape == (1, 8, 8)
+    full = occlusion(insp, x, target=1, window=4, stride=4, batch_size=16)  # the partial run was not cached
+    assert full.complete and torch.isfinite(full.scores).all()
+    done = torch.isfinite(part.scores)
+    torch.testing.assert_close(part.scores[done], full.scores[done])
     assert hooks_left(model) == [] and not model.training
     # a superseded executor ticket stops the job and nothing is delivered
     ex = LatestExecutor(synchronous=True)

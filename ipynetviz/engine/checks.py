@@ -87,7 +87,7 @@ def check_choice(value: Any, name: str, choices) -> Any:
     """``value`` if it is one of ``choices``."""
     choices = list(choices)
     if value not in choices:
-        raise SettingError(f"{name} must be one of {choices}, got {value!r}")
+        raise SettingError(f"unknown {name} {value!r}; use one of {choices}")
     return value
 
 

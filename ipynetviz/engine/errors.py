@@ -54,5 +54,8 @@ class OutOfMemoryError(IpynetvizError, MemoryError):
     """The device ran out of memory even at batch size 1."""
 
 
-class SettingError(IpynetvizError):
-    """A setting (a step count, a rate, a size, a probability) outside the range it must be in."""
+class SettingError(InputError):
+    """A setting (a step count, a rate, a size, a probability) outside the range it must be in.
+
+    A kind of :class:`InputError` (a bad argument to the call), so ``except InputError`` catches both.
+    """

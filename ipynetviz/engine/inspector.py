@@ -405,13 +405,28 @@ class Inspector:
             yield sl, x, acts
 
     # ---------------------------------------------------------------- gradients
+    def resolve_target(self, target, x: torch.Tensor) -> _targets.TargetSpec:
+        """Resolve ``target`` once for the prepared batch ``x``: the spec a method keeps and passes down.
+
+        ``None`` means each image's predicted class (one forward pass); class names are looked up in
+        ``class_names``; a 1-D integer array gives one class per image.
+        """
+        if target is None:
+            with torch.no_grad():
+                logits = self.forward(x)
+            target = logits.reshape(logits.shape[0], -1).argmax(1).cpu()
+            return _targets.resolve(target, x.shape[0], self.num_classes, self.layer_shape, self.class_names,
+                                    predicted=True)
+        return _targets.resolve(target, x.shape[0], self.num_classes, self.layer_shape, self.class_names)
+
     def gradient_of(self, x: torch.Tensor, target, relu_override=None) -> tuple[torch.Tensor, torch.Tensor]:
         """d score / d input for each sample of prepared input ``x``: returns (gradient, scores).
 
-        ``relu_override`` is an optional context-manager factory (used by guided backprop / deconvnet)
-        entered around the forward pass.
+        ``target`` is a :class:`~ipynetviz.engine.targets.TargetSpec` from :meth:`resolve_target` (a raw target
+        is resolved here). ``relu_override`` is an optional context-manager factory (used by guided backprop /
+        deconvnet) entered around the forward pass.
         """
-        spec = _targets.resolve(target, x.shape[0], self.num_classes, self.layer_shape)
+        spec = _targets.resolve(target, x.shape[0], self.num_classes, self.layer_shape, self.class_names)
         x = x.detach().clone().requires_grad_(True)
         capture = [spec.layer] if spec.layer else []
         with self.eval_guard(), torch.enable_grad():

@@ -32,7 +32,7 @@ class OcclusionExplorer(View):
         insp: an :class:`ipynetviz.engine.Inspector`.
         images: the images to explore (anything :func:`ipynetviz.engine.as_imageset` accepts).
         window, stride: starting window side and stride in pixels.
-        fill: "zero", "mean", "blur" or a colour (see :func:`ipynetviz.methods.attribution.fill_values`).
+        fill: "zero", "mean", "blur" or a colour (see :func:`ipynetviz.methods.attribution.occlusion.fill_values`).
         target: class index to explain, or None for each image's predicted class.
         selection: the shared :class:`ipynetviz.Selection` (default: a new one); shares ``image_index`` and the
             target class.

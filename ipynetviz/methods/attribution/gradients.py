@@ -6,35 +6,16 @@ backward pass treats ReLUs (see :mod:`.relu_rules`) and in the final reduction (
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from ...engine import targets as _targets
-from ...engine.errors import InputError, ModelError
-from ...engine.targets import Class, Unit
+from ...engine.checks import check_batch_size, check_choice
+from ...engine.errors import ModelError
 from .relu_rules import ReluOverride
 from .results import AttributionResult, display_images
 
 __all__ = ["gradient", "saliency", "guided_backprop", "deconvnet", "attribute"]
 
 _RULES = {"gradient": None, "saliency": None, "guided_backprop": "guided", "deconvnet": "deconvnet"}
-
-
-def _resolve_target(insp, x: torch.Tensor, target) -> Any:
-    """None -> each image's predicted class; anything else is validated for the whole batch (raises early)."""
-    if target is None:
-        logits = insp.forward(x)
-        return Class(tuple(int(k) for k in logits.reshape(logits.shape[0], -1).argmax(1).tolist()))
-    _targets.resolve(target, x.shape[0], insp.num_classes, insp.layer_shape)
-    return target
-
-
-def _chunk_target(target, sl: slice):
-    t = _targets.as_target(target)
-    if isinstance(t, Class) and isinstance(t.index, tuple):
-        return Class(t.index[sl])
-    return t
 
 
 def attribute(insp, images, target=None, method: str = "gradient", batch_size: int | None = None
@@ -61,20 +42,17 @@ def attribute(insp, images, target=None, method: str = "gradient", batch_size: i
         >>> r.attributions.shape
         torch.Size([1, 3, 6, 6])
     """
-    if method not in _RULES:
-        raise InputError(f"unknown method {method!r}; use one of {sorted(_RULES)}")
+    check_choice(method, "method", list(_RULES))
+    bs = check_batch_size(batch_size, default=insp.batch_size)
     x = insp.prepare(images)
-    target = _resolve_target(insp, x, target)
-    bs = insp.batch_size if batch_size is None else int(batch_size)
-    if bs <= 0:
-        raise InputError(f"batch_size must be positive, got {batch_size}")
+    spec = insp.resolve_target(target, x)  # once: every batch below gets a slice of it
 
     def compute() -> AttributionResult:
         rule = _RULES[method]
         # A unit's forward pass stops at its layer: a unit before the first ReLU (conv1) has no ReLU on its
         # path, and then guided backprop and deconvnet rightly equal the gradient. Only a model that calls no
         # ReLU at all is an error, so for units that is checked on a full forward pass below.
-        unit_target = isinstance(target, Unit)
+        unit_target = spec.is_unit
         modes: list[ReluOverride] = []
 
         def override() -> ReluOverride:
@@ -83,7 +61,7 @@ def attribute(insp, images, target=None, method: str = "gradient", batch_size: i
         grads, scores = [], []
         for start in range(0, x.shape[0], bs):
             sl = slice(start, min(start + bs, x.shape[0]))
-            g, s = insp.gradient_of(x[sl], _chunk_target(target, sl), relu_override=override if rule else None)
+            g, s = insp.gradient_of(x[sl], spec.rows(sl), relu_override=override if rule else None)
             grads.append(g.cpu())
             scores.append(s.cpu())
         if rule and unit_target and not any(m.relus_seen for m in modes) and not _calls_relu(insp, x[:1]):
@@ -94,9 +72,9 @@ def attribute(insp, images, target=None, method: str = "gradient", batch_size: i
         if method == "saliency":
             grad = grad.abs().amax(1)
         return AttributionResult(method=method, attributions=grad, scores=torch.cat(scores),
-                                 target=_targets.describe(target), images=display_images(insp, x))
+                                 target=spec.description, images=display_images(insp, x))
 
-    return insp.cached(f"attribution.{method}", {"target": target}, x, compute)
+    return insp.cached(f"attribution.{method}", {"target": spec.key()}, x, compute)
 
 
 def _calls_relu(insp, x: torch.Tensor) -> bool:

@@ -12,30 +12,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...engine import targets as _targets
+from ...engine.checks import check_batch_size, check_pair
+from ...engine.control import check_cancel, is_cancelled, progress_reporter
 from ...engine.errors import InputError
 from ...engine.hooks import StopForward, first_tensor
-from ...engine.targets import Class, Unit
+from ...engine.targets import TargetSpec
 from .incremental import build_runner, occlude
 from .results import OcclusionResult, display_images
 
-__all__ = ["occlusion", "OcclusionCancelled", "grid_positions", "fill_values"]
+__all__ = ["occlusion", "grid_positions", "fill_values"]
 
 FILLS = ("zero", "mean", "blur")
 
 
-class OcclusionCancelled(Exception):
-    """Raised when ``cancel`` asks an occlusion run to stop."""
+class _Stopped(Exception):
+    """Carries the partial result of a cancelled run past the result cache (a partial map is never cached)."""
 
-
-def _pair(value, name: str) -> tuple[int, int]:
-    v = (value, value) if isinstance(value, (int, np.integer)) else (
-        tuple(value) if isinstance(value, (tuple, list)) else (value,))
-    if len(v) != 2 or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in v):
-        raise InputError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
-    if min(v) < 1:
-        raise InputError(f"{name} must be at least 1 pixel, got {value!r}; use e.g. {name}=8")
-    return int(v[0]), int(v[1])
+    def __init__(self, result):
+        super().__init__("occlusion stopped")
+        self.result = result
 
 
 def grid_positions(size: int, window: int, stride: int) -> np.ndarray:
@@ -92,34 +87,13 @@ def fill_values(insp, x: torch.Tensor, fill, window: tuple[int, int]) -> torch.T
     return colour.to(x.device).view(1, c, 1, 1).expand_as(x).contiguous()
 
 
-def _check_cancel(cancel) -> None:
-    if cancel is None:
-        return
-    if hasattr(cancel, "check"):  # an engine Ticket raises Superseded itself
-        cancel.check()
-    elif hasattr(cancel, "is_set"):
-        if cancel.is_set():
-            raise OcclusionCancelled("occlusion cancelled")
-    elif cancel():
-        raise OcclusionCancelled("occlusion cancelled")
-
-
-def _resolve_targets(insp, x: torch.Tensor, target):
-    """Per-image targets: None -> predicted classes (uses one forward pass)."""
-    if target is None:
-        logits = insp.forward(x)
-        return Class(tuple(int(k) for k in logits.reshape(x.shape[0], -1).argmax(1).tolist()))
-    spec_target = _targets.as_target(target)
-    _targets.resolve(spec_target, x.shape[0], insp.num_classes, insp.layer_shape)
-    return spec_target
-
-
 class _Scorer:
     """Target scores (and class probabilities) for batches of windows on one image."""
 
-    def __init__(self, insp, image: torch.Tensor, fill: torch.Tensor, target, incremental: bool, check_box):
-        self.insp, self.image, self.fill, self.target = insp, image, fill, target
-        self.unit = target if isinstance(target, Unit) else None
+    def __init__(self, insp, image: torch.Tensor, fill: torch.Tensor, spec: TargetSpec, incremental: bool,
+                 check_box):
+        self.insp, self.image, self.fill, self.spec = insp, image, fill, spec
+        self.unit = spec.target if spec.is_unit else None
         self.runner = None
         self.stop_at = None
         if incremental:
@@ -131,13 +105,11 @@ class _Scorer:
                     self.runner = None
 
     def _score(self, out: torch.Tensor | None, captured: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
-        spec = _targets.resolve(self.target, out.shape[0] if out is not None else captured[self.unit.layer].shape[0],
-                                None, lambda name: None)
-        s = spec.score(out, captured)
+        s = self.spec.score(out, captured)  # one row's spec: its class broadcasts over the windows
         if self.unit is not None:
             return s, None
         probs = out.reshape(out.shape[0], -1).softmax(1)
-        return s, probs.gather(1, torch.as_tensor([[self.target.index]] * out.shape[0], device=out.device)).squeeze(1)
+        return s, probs[:, int(self.spec.classes[0])]
 
     def baseline(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Score (and probability) of the unoccluded image."""
@@ -172,7 +144,7 @@ def _boxes(ys: np.ndarray, xs: np.ndarray, window: tuple[int, int], size: tuple[
 
 def occlusion(insp, images, target=None, window=16, stride=8, fill="zero", batch_size: int | None = None,
               progressive: bool = False, callback: Callable[[OcclusionResult], Any] | None = None,
-              cancel=None, incremental: bool = True, progress: Callable[[int, int], Any] | None = None
+              cancel=None, incremental: bool = True, progress=None
               ) -> OcclusionResult:
     """Score every position of an occluding window; see :class:`OcclusionResult` for what comes back.
 
@@ -189,10 +161,10 @@ def occlusion(insp, images, target=None, window=16, stride=8, fill="zero", batch
         progressive: first score the grid at twice the stride and hand that result (``complete=False``) to
             ``callback``, then fill in the rest.
         callback: called with each intermediate result and the final one.
-        cancel: an engine ``Ticket``, a ``threading.Event`` or a callable returning True to stop; checked between
-            batches (raises ``Superseded`` or :class:`OcclusionCancelled`).
+        cancel: stop between batches (see :mod:`ipynetviz.engine.control`): the windows scored so far come back
+            with ``complete=False`` and NaN elsewhere.
         incremental: use incremental inference when the model allows it (exact; False: plain batches).
-        progress: called as ``progress(done, total)`` after each batch.
+        progress: True for a tqdm bar, or ``progress(done, total)`` in windows after each batch.
 
     Returns:
         :class:`OcclusionResult`.
@@ -209,39 +181,38 @@ def occlusion(insp, images, target=None, window=16, stride=8, fill="zero", batch
     """
     x = insp.prepare(images)
     n, _, H, W = x.shape
-    win = _pair(window, "window")
-    step = _pair(stride, "stride")
+    win = check_pair(window, "window")
+    step = check_pair(stride, "stride")
     if win[0] > H or win[1] > W:
         raise InputError(f"window {win[0]}x{win[1]} is larger than the {H}x{W} image; "
                          f"use a window of at most {min(H, W)}")
-    bs = 0 if batch_size is None else int(batch_size)
-    if batch_size is not None and bs <= 0:
-        raise InputError(f"batch_size must be positive, got {batch_size}")
-    target = _resolve_targets(insp, x, target)
+    bs = check_batch_size(batch_size, default=0)
+    check_cancel(cancel)
+    spec = insp.resolve_target(target, x)  # once: each image below gets its row
     fills = fill_values(insp, x, fill, win)
     fill_key = fill if isinstance(fill, str) else tuple(float(v) for v in torch.as_tensor(fill).flatten())
-    params = {"target": target, "window": win, "stride": step, "fill": fill_key, "incremental": bool(incremental)}
+    params = {"target": spec.key(), "window": win, "stride": step, "fill": fill_key, "incremental": bool(incremental)}
 
     ran = []
 
     def compute() -> OcclusionResult:
         ran.append(True)
-        return _run(insp, x, fills, target, win, step, fill_key, bs, progressive, callback, cancel,
-                    incremental, progress)
+        result = _run(insp, x, fills, spec, win, step, fill_key, bs, progressive, callback, cancel,
+                      incremental, progress)
+        if not result.complete:
+            raise _Stopped(result)
+        return result
 
-    result = insp.cached("attribution.occlusion", params, x, compute)
+    try:
+        result = insp.cached("attribution.occlusion", params, x, compute)
+    except _Stopped as stopped:
+        return stopped.result
     if callback is not None and not ran:  # served from the cache: the final result is all there is
         callback(result)
     return result
 
 
-def _image_target(target, i: int):
-    if isinstance(target, Class):
-        return Class(target.index[i] if isinstance(target.index, tuple) else target.index)
-    return target
-
-
-def _run(insp, x, fills, target, win, step, fill_key, bs, progressive, callback, cancel, incremental, progress):
+def _run(insp, x, fills, spec, win, step, fill_key, bs, progressive, callback, cancel, incremental, progress):
     n, _, H, W = x.shape
     ys, xs = grid_positions(H, win[0], step[0]), grid_positions(W, win[1], step[1])
     plans = []
@@ -255,14 +226,20 @@ def _run(insp, x, fills, target, win, step, fill_key, bs, progressive, callback,
     done = 0
     seen: list[dict] = [{} for _ in range(n)]   # per image: (y0, x0) -> (score, probability)
     base_scores, base_probs, used_incremental = [], [], True
-    unit = isinstance(target, Unit)
-    with insp.eval_guard(), torch.no_grad():
+    unit = spec.is_unit
+    last = None
+
+    def stopped():
+        return _assemble(insp, x, fills, spec, win, (last or plans[-1])[0], *(last or plans[-1])[1:], fill_key,
+                         seen, base_scores, base_probs, complete=False, incremental=used_incremental, unit=unit)
+    report = progress_reporter(progress, total, "occlusion", "window")
+    with insp.eval_guard(), torch.no_grad(), report:
         scorers = []
         for i in range(n):
-            _check_cancel(cancel)
-            t = _image_target(target, i)
+            if is_cancelled(cancel):
+                return stopped()
             check = _boxes(ys[:1], xs[:1], win, (H, W))
-            scorer = _Scorer(insp, x[i:i + 1], fills[i:i + 1], t, incremental, check)
+            scorer = _Scorer(insp, x[i:i + 1], fills[i:i + 1], spec.row(i), incremental, check)
             used_incremental &= scorer.runner is not None
             s, p = scorer.baseline()
             base_scores.append(s.cpu())
@@ -278,7 +255,8 @@ def _run(insp, x, fills, target, win, step, fill_key, bs, progressive, callback,
                     a = scorers[i].runner.alignment
                     todo = todo[np.lexsort((todo[:, 2], todo[:, 0], todo[:, 2] % a, todo[:, 0] % a))]
                 for start in range(0, len(todo), size):
-                    _check_cancel(cancel)
+                    if is_cancelled(cancel):
+                        return stopped()
                     chunk = todo[start:start + size]
                     s, p = scorers[i](chunk)
                     s = s.cpu().tolist()
@@ -286,9 +264,9 @@ def _run(insp, x, fills, target, win, step, fill_key, bs, progressive, callback,
                     for b, sv, pv in zip(chunk, s, p):
                         seen[i][(int(b[0]), int(b[2]))] = (sv, pv)
                     done += len(chunk)
-                    if progress is not None:
-                        progress(done, total)
-            result = _assemble(insp, x, fills, target, win, plan_step, pys, pxs, fill_key, seen, base_scores,
+                    report(done)
+            last = (plan_step, pys, pxs)
+            result = _assemble(insp, x, fills, spec, win, plan_step, pys, pxs, fill_key, seen, base_scores,
                                base_probs, complete=plan_index == len(plans) - 1, incremental=used_incremental,
                                unit=unit)
             if callback is not None:
@@ -296,19 +274,24 @@ def _run(insp, x, fills, target, win, step, fill_key, bs, progressive, callback,
     return result
 
 
-def _assemble(insp, x, fills, target, win, step, ys, xs, fill_key, seen, base_scores, base_probs, complete,
+def _assemble(insp, x, fills, spec, win, step, ys, xs, fill_key, seen, base_scores, base_probs, complete,
               incremental, unit) -> OcclusionResult:
+    """The result over the grid (ys, xs); windows not scored yet (a stopped run) are NaN."""
     n = x.shape[0]
-    scores = torch.tensor([[[seen[i][(int(y), int(xx))][0] for xx in xs] for y in ys] for i in range(n)])
+    missing = (float("nan"), float("nan"))
+    scores = torch.tensor([[[seen[i].get((int(y), int(xx)), missing)[0] for xx in xs] for y in ys]
+                           for i in range(n)])
     probs = None if unit else torch.tensor(
-        [[[seen[i][(int(y), int(xx))][1] for xx in xs] for y in ys] for i in range(n)])
-    classes = None
-    if isinstance(target, Class):
-        classes = target.index if isinstance(target.index, tuple) else (target.index,) * n
+        [[[seen[i].get((int(y), int(xx)), missing)[1] for xx in xs] for y in ys] for i in range(n)])
+    classes = None if unit else tuple(int(k) for k in spec.classes.tolist())
+    nan = torch.full((n - len(base_scores),), float("nan"))  # images whose baseline a stop left out
+    base_scores = list(base_scores) + ([nan] if len(nan) else [])
+    if not unit:
+        base_probs = list(base_probs) + ([nan] if len(nan) else [])
     return OcclusionResult(
         scores=scores.float(), probabilities=None if probs is None else probs.float(),
         baseline_score=torch.cat(base_scores).float(),
         baseline_probability=None if unit else torch.cat(base_probs).float(),
-        window=win, stride=step, image_size=tuple(x.shape[-2:]), fill=fill_key, target=_targets.describe(target),
+        window=win, stride=step, image_size=tuple(x.shape[-2:]), fill=fill_key, target=spec.description,
         target_classes=classes, inputs=x.detach().cpu(), fill_inputs=fills.detach().cpu(),
         images=display_images(insp, x), complete=complete, incremental=incremental)
