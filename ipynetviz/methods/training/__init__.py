@@ -6,11 +6,15 @@ groups and frozen layers plug in.
 """
 from .api import OPTIMIZERS, SCHEDULES, lr_factor, make_optimizer, resolve_device, train
 from .checkpoints import Checkpoint
+from .corrupt import CORRUPTIONS, Corrupted, corrupt
 from .data import Augment, Normalise, augment, channel_stats, normalise
 from .history import History
 from .loop import Run, RunBusyError
+from .models import MODELS, build, mlp, with_batch_norm
 from .record import Evaluator, LayerRecorder, evaluate, weight_layers
+from .resolve import DATASETS, zoo_data
 
 __all__ = ["train", "Run", "RunBusyError", "Checkpoint", "History", "Evaluator", "LayerRecorder", "evaluate",
            "weight_layers", "make_optimizer", "lr_factor", "resolve_device", "OPTIMIZERS", "SCHEDULES",
-           "Augment", "Normalise", "augment", "channel_stats", "normalise"]
+           "Augment", "Normalise", "augment", "channel_stats", "normalise", "CORRUPTIONS", "Corrupted", "corrupt",
+           "MODELS", "build", "mlp", "with_batch_norm", "DATASETS", "zoo_data"]

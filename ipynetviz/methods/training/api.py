@@ -13,6 +13,7 @@ from ...engine.errors import ModelError, SettingError
 from . import loop as _loop
 from .data import Normalise, as_tensors, channel_stats
 from .record import Evaluator, LayerRecorder
+from .resolve import resolve
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step", "linear")
@@ -68,7 +69,9 @@ def lr_factor(schedule, total: int, warmup: float = 0.0) -> Callable[[int], floa
     return factor
 
 
-def train(model: nn.Module | Callable[[], nn.Module], data, *, test=None, epochs: int = 1, steps: int | None = None,
+def train(model: nn.Module | Callable[[], nn.Module] | str, data=None, *, test=None, batch_norm: bool = False,
+          n_train: int | None = None, n_test: int | None = None, corruption: str = "true", p: float = 1.0,
+          corruption_seed: int = 0, epochs: int = 1, steps: int | None = None,
           batch_size: int = 64, optimizer="sgd", lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
           param_groups: Callable[[nn.Module], list] | None = None, schedule=None, warmup: float = 0.0,
           loss: Callable | None = None, transform="auto", augment: Callable | None = None,
@@ -81,10 +84,16 @@ def train(model: nn.Module | Callable[[], nn.Module], data, *, test=None, epochs
     """Train ``model`` on ``data`` in the background; returns the :class:`Run` at once (see ``loop`` for hooks).
 
     Args:
-        model: an ``nn.Module``, or a zero-argument factory called after ``torch.manual_seed(seed)``
-            (the same seed gives the same initial weights).
-        data: ``(images, labels)`` arrays or tensors; uint8 images are normalised per channel by default.
-        test: ``(images, labels)`` measured at every evaluation (test loss and accuracy), or None.
+        model: an ``nn.Module``, a zero-argument factory called after ``torch.manual_seed(seed)`` (the same
+            seed gives the same initial weights), or a name: ``"shapes-cnn"``, ``"digits-cnn"``, ``"mlp-512"``.
+        data: ``(images, labels)`` arrays or tensors (uint8 images are normalised per channel by default),
+            a zoo data set name (``"shapes"``, ``"digits"``), or None: the named model's data set.
+        test: ``(images, labels)`` measured at every evaluation (test loss and accuracy), or None; with a zoo
+            data set, its test split.
+        batch_norm: with a model name, the variant with batch norm after every conv.
+        n_train, n_test: sizes of a zoo data set (shapes: 2,000 / 500 by default; digits: its split).
+        corruption, p, corruption_seed: Zhang et al.'s randomization test (``corrupt.CORRUPTIONS``): labels
+            corrupted with probability ``p``, random labels, shuffled or random pixels, Gaussian images.
         epochs: passes over ``data``; ``steps`` caps the optimisation steps (None: all).
         batch_size: images per step (1 to ``len(data)``); the last batch of an epoch may be smaller.
         optimizer: ``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adam"``, ``"adamw"``, or ``groups -> Optimizer``.
@@ -136,6 +145,10 @@ def train(model: nn.Module | Callable[[], nn.Module], data, *, test=None, epochs
     if isinstance(optimizer, str):
         check_choice(optimizer, "optimizer", OPTIMIZERS)
     dev = resolve_device(device)
+    named = resolve(model, data, test, batch_norm=batch_norm, n_train=n_train, n_test=n_test,
+                    corruption=corruption, p=p, corruption_seed=corruption_seed, transform=transform,
+                    augment=augment)
+    model, data, test, transform, augment = named.model, named.data, named.test, named.transform, named.augment
     x, y = as_tensors(data, dev, "data")
     if batch_size > len(x):
         raise SettingError(f"batch_size={batch_size} is above the {len(x)} training images; "
@@ -178,6 +191,7 @@ def train(model: nn.Module | Callable[[], nn.Module], data, *, test=None, epochs
                         good_every=good_every if good_every is not None else max(1, total // 50),
                         cancel=cancel, progress=progress, callback=callback, callback_every=callback_every,
                         evaluator=evaluator)
+        run.corrupted, run.dataset, run.test, run.transform = named.corrupted, named.dataset, test_t, transform
         if frozen:
             run.freeze(*frozen)
         if not any(p.requires_grad for p in model.parameters()):

@@ -94,6 +94,7 @@ class Run:
         self._cancel, self._progress = cancel, progress
         self._callback, self._callback_every = callback, callback_every
         self.history = History()
+        self.corrupted = self.dataset = self.test = None  # set by train() for named data / corruptions
         self.checkpoints: list[_ckpt.Checkpoint] = []
         self.last_good: _ckpt.Checkpoint | None = None
         self.step = 0
