@@ -11,9 +11,10 @@ from captum.robust import FGSM, PGD
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients")
 
 from ipynetviz.engine import Class, Inspector, Preprocess, Unit, hooks_left
-from ipynetviz.engine.errors import InputError, LayerNotFoundError, TargetError
-from ipynetviz.methods.optimize import (L2, TV, Blur, Jitter, LayerNorm, LogProb, PixelSpace, SettingError,
-                                        adversarial, deep_dream, gram, invert, style_transfer, visualize)
+from ipynetviz.engine.errors import InputError, LayerNotFoundError, SettingError, TargetError
+from ipynetviz.methods.optimize import (L2, TV, Blur, Jitter, LayerNorm, LogProb, adversarial, deep_dream, gram,
+                                        invert, style_transfer, visualize)
+from ipynetviz.methods.optimize.space import PixelSpace
 
 from .conftest import small_cnn
 
@@ -192,7 +193,7 @@ def test_visualize_raises_its_objective_and_reports_settings(guarded):
     insp, check = guarded
     seen = []
     r = visualize(insp, LogProb(3) - 1e-3 * L2(), steps=12, lr=0.05, regularizers=[Blur(0.5, 4), Jitter(1)],
-                  init="noise", callback=lambda res: seen.append(res.steps_done), every=5)
+                  init="noise", callback=lambda res: seen.append(res.steps_done), callback_every=5)
     check()
     assert seen == [5, 10, 12]
     assert r.objective.shape == (12, 1) and r.objective[-1, 0] > r.objective[0, 0]
@@ -244,7 +245,7 @@ BAD = [
     (lambda i, x: visualize(i, Class(1), steps=2.5), SettingError, "steps"),
     (lambda i, x: visualize(i, Class(1), lr=0.0), SettingError, "lr must be a finite number > 0"),
     (lambda i, x: visualize(i, Class(1), lr=float("nan")), SettingError, "lr"),
-    (lambda i, x: visualize(i, Class(1), every=0), SettingError, "every"),
+    (lambda i, x: visualize(i, Class(1), callback_every=0), SettingError, "callback_every"),
     (lambda i, x: visualize(i, Class(5)), TargetError, "out of range"),
     (lambda i, x: visualize(i, Unit("conv3", 40)), TargetError, "channel 40 does not exist"),
     (lambda i, x: visualize(i, LayerNorm("conv9")), LayerNotFoundError, "no layer"),
@@ -286,17 +287,17 @@ def _interrupt_at(step):
 
 def test_interrupted_runs_keep_their_partial_result(guarded, images):
     insp, check = guarded
-    r = visualize(insp, [Class(0), Class(1)], steps=50, callback=_interrupt_at(4), every=2)
+    r = visualize(insp, [Class(0), Class(1)], steps=50, callback=_interrupt_at(4), callback_every=2)
     assert r.interrupted and r.steps_done == 4 and r.objective.shape == (4, 2) and r.images.shape[0] == 2
     check()
-    r = invert(insp, images[:1], "relu2", steps=50, callback=_interrupt_at(3), every=3)
+    r = invert(insp, images[:1], "relu2", steps=50, callback=_interrupt_at(3), callback_every=3)
     assert r.interrupted and r.steps_done == 3 and r.terms["relative_error"].shape == (3, 1)
     check()
-    r = style_transfer(insp, images[:1], images[1], "relu2", ["relu1"], steps=50, callback=_interrupt_at(2), every=1)
+    r = style_transfer(insp, images[:1], images[1], "relu2", ["relu1"], steps=50, callback=_interrupt_at(2), callback_every=1)
     assert r.interrupted and r.steps_done == 2 and r.style_loss.shape == (1,)
     check()
     stop = threading.Event()
-    r = deep_dream(insp, images[:1], "relu2", octaves=3, steps=4, callback=lambda res: stop.set(), every=2,
+    r = deep_dream(insp, images[:1], "relu2", octaves=3, steps=4, callback=lambda res: stop.set(), callback_every=2,
                    cancel=stop)
     assert r.interrupted and r.steps_done == 2 and np.isnan(r.norms[1:]).all() and r.images.shape == (1, 3, 32, 32)
     check()
@@ -322,7 +323,7 @@ def test_an_error_inside_the_callback_propagates_and_the_model_is_clean(guarded)
     def broken(result):
         raise RuntimeError("callback failed")
     with pytest.raises(RuntimeError, match="callback failed"):
-        visualize(insp, Class(1), steps=5, callback=broken, every=1)
+        visualize(insp, Class(1), steps=5, callback=broken, callback_every=1)
     check()
 
 

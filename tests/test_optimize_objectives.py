@@ -9,10 +9,11 @@ import scipy.ndimage
 import torch
 
 from ipynetviz.engine import Class, Inspector, Preprocess, Unit
-from ipynetviz.engine.errors import LayerNotFoundError, TargetError
-from ipynetviz.methods.optimize import (L2, TV, Blur, ClipContribution, ClipNorm, Jitter, LayerNorm, Objective,
-                                        PixelSpace, SettingError, gaussian_blur, gram, objective,
-                                        total_variation, visualize)
+from ipynetviz.engine.errors import LayerNotFoundError, SettingError, TargetError
+from ipynetviz.methods.optimize import (L2, TV, Blur, ClipContribution, ClipNorm, Jitter, LayerNorm, Objective, gram,
+                                        objective, visualize)
+from ipynetviz.methods.optimize.regularizers import gaussian_blur, total_variation
+from ipynetviz.methods.optimize.space import PixelSpace
 from ipynetviz.methods.optimize.loop import Adam
 from ipynetviz.methods.optimize.objectives import Context, bind_objectives, tv_penalty
 

@@ -11,7 +11,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets
 
-from ..engine import LatestExecutor, Selection, as_imageset
+from ..engine import LatestExecutor, Selection, Stop, as_imageset
 from ..engine.dataset import ImageSet
 from ..methods.embedding import embed, embed_pixels
 from ..methods.units import input_pictures, nearest_neighbours
@@ -31,16 +31,6 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#17becf"]
 SINGLE_COLOUR = "#1f77b4"
 THUMB = 64
-
-
-class _Cancel:
-    """``is_set()`` for t-SNE: stop when the cancel button was pressed or a newer request replaced this one."""
-
-    def __init__(self, ticket, stop: threading.Event):
-        self.ticket, self.stop = ticket, stop
-
-    def is_set(self) -> bool:
-        return self.stop.is_set() or self.ticket.superseded
 
 
 def class_colours(n: int) -> list[str]:
@@ -238,7 +228,7 @@ class EmbeddingScatter(View):
             if method == "tsne":
                 kw.update(self.tsne_options)
                 kw.update(perplexity=self.perplexity, callback=ticket.emit, callback_every=self.callback_every,
-                          cancel=_Cancel(ticket, self._stop))
+                          cancel=Stop(ticket, self._stop))
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 if layer == PIXELS:

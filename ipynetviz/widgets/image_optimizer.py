@@ -240,25 +240,25 @@ class ImageOptimizer(View):
                 objective = Unit(layer, self.channel) if m == "unit" else LayerNorm(layer)
             regs = self.regularizers()
             return lambda cb, cancel: visualize(insp, objective, steps=steps, lr=lr, regularizers=regs,
-                                                callback=cb, every=every, cancel=cancel)
+                                                callback=cb, callback_every=every, cancel=cancel)
         image = self._image(self.image_index)
         if m == "invert":
             tv, regs = self.tv, [Jitter(self.jitter)] if self.jitter else []
             return lambda cb, cancel: invert(insp, image, layer, steps=steps, lr=lr, tv=tv, regularizers=regs,
-                                             callback=cb, every=every, cancel=cancel)
+                                             callback=cb, callback_every=every, cancel=cancel)
         if m == "dream":
             per_octave = max(1, steps // 3)
             jitter = self.jitter
             return lambda cb, cancel: deep_dream(insp, image, layer, octaves=3, steps=per_octave, lr=lr,
-                                                 jitter=jitter, callback=cb, every=every,
+                                                 jitter=jitter, callback=cb, callback_every=every,
                                                  cancel=cancel)
         if m == "style":
             style, tv, style_layers = self._image(self.style_index), self.tv, self._style_layers()
             return lambda cb, cancel: style_transfer(insp, image, style, layer, style_layers, steps=steps, lr=lr,
-                                                     tv=tv, callback=cb, every=every, cancel=cancel)
+                                                     tv=tv, callback=cb, callback_every=every, cancel=cancel)
         eps = self.eps / 255
         return lambda cb, cancel: adversarial(insp, image, target=target, eps=eps, steps=steps, callback=cb,
-                                              every=every, cancel=cancel)
+                                              callback_every=every, cancel=cancel)
 
     def _total_steps(self) -> int:
         return 3 * max(1, self.steps // 3) if self.mode == "dream" else self.steps

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ipynetviz.engine.control import is_cancelled
 from ipynetviz.engine.errors import InputError, IpynetvizError
 
 from .pca import pca
@@ -134,8 +135,8 @@ def embed_features(x: Any, method: str = "pca", *, n_components: int = 2, perple
         callback: t-SNE: called with an :class:`EmbeddingFrame` for the PCA start (iteration 0, before the
             neighbours are found) and every ``callback_every`` iterations; other methods: once, at the end.
         callback_every: iterations between t-SNE frames.
-        cancel: an object with ``is_set()`` (e.g. ``threading.Event``), checked at each frame; once set,
-            t-SNE stops and the result holds the last layout with ``cancelled=True``.
+        cancel: the house-wide stop signal (see :mod:`ipynetviz.engine.control`), checked at each frame; once
+            set, t-SNE stops and the result holds the last layout with ``complete=False``.
         labels: (N,) class labels; None draws a single class (``has_labels=False``).
         indices: (N,) data set positions of the rows (default ``arange(N)``), used in messages and the result.
         device: where PCA, neighbours and distances run (default: ``x``'s device; CPU for numpy).
@@ -221,7 +222,7 @@ def embed_features(x: Any, method: str = "pca", *, n_components: int = 2, perple
                 negative_gradient_method=negative_gradient_method, t0=t0, start=start)
             record.update(details)
         else:
-            if cancel is not None and cancel.is_set():
+            if is_cancelled(cancel):
                 coords, cancelled = np.zeros((n, k), np.float32), True
             else:
                 coords = _umap(reduced, k, seed, dict(umap_kwargs or {}))

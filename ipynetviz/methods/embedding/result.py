@@ -53,6 +53,11 @@ class Embedding:
         """The distinct labels, sorted."""
         return np.unique(self.labels)
 
+    @property
+    def complete(self) -> bool:
+        """False when a cancel stopped t-SNE early (the house-wide meaning, see ipynetviz.engine.control)."""
+        return not self.cancelled
+
     def to_numpy(self) -> np.ndarray:
         """The (N, n_components) coordinates."""
         return self.coords

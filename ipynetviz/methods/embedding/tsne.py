@@ -8,6 +8,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ipynetviz.engine.control import is_cancelled
+
 from .pca import pca
 
 # Below this many points Barnes-Hut beats the FFT method (openTSNE's own rule). Measured here on 5,000
@@ -107,7 +109,7 @@ class _Stream:
                                          elapsed=time.perf_counter() - self.t0))
 
     def cancelled(self) -> bool:
-        return self.cancel is not None and bool(self.cancel.is_set())
+        return is_cancelled(self.cancel)
 
     def __call__(self, iteration: int, error: float, embedding: np.ndarray) -> bool:
         self.last_iteration = self.offset + iteration

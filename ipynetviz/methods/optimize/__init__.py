@@ -8,16 +8,14 @@ from .adversarial import adversarial
 from .dream import deep_dream
 from .invert import invert
 from .objectives import L2, TV, LayerNorm, LogProb, Objective, TargetTerm, objective
-from .regularizers import Blur, ClipContribution, ClipNorm, ImageOp, Jitter, gaussian_blur, total_variation
+from .regularizers import Blur, ClipContribution, ClipNorm, ImageOp, Jitter, total_variation
 from .results import AdversarialResult, DreamResult, InversionResult, OptimizationResult, StyleResult
-from .space import PixelSpace, SettingError
 from .style import gram, style_transfer
 from .visualize import visualize
 
 __all__ = [
     "visualize", "invert", "deep_dream", "style_transfer", "gram", "adversarial",
     "Objective", "TargetTerm", "objective", "LayerNorm", "LogProb", "L2", "TV",
-    "ImageOp", "Blur", "Jitter", "ClipNorm", "ClipContribution", "gaussian_blur", "total_variation",
+    "ImageOp", "Blur", "Jitter", "ClipNorm", "ClipContribution", "total_variation",
     "OptimizationResult", "InversionResult", "StyleResult", "DreamResult", "AdversarialResult",
-    "PixelSpace", "SettingError",
 ]

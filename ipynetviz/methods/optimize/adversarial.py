@@ -16,11 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from ipynetviz.engine import targets as _targets
-from ipynetviz.engine.errors import InputError
+from ipynetviz.engine.checks import check_positive
+from ipynetviz.engine.control import check_callback_every, is_cancelled
+from ipynetviz.engine.errors import InputError, SettingError
 
-from .loop import check_every, run_model
+from .loop import run_model
 from .results import AdversarialResult
-from .space import PixelSpace, SettingError, check_positive, check_steps, is_cancelled
+from .space import PixelSpace, check_steps
 
 __all__ = ["adversarial"]
 
@@ -38,7 +40,7 @@ def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
 def adversarial(insp, image: Any, target: Any = None, eps: float = 8 / 255, steps: int = 10,
                 norm: str = "linf", step_size: float | None = None, labels: Any = None,
                 random_start: bool = False, loss: str = "ce", restarts: int = 1,
-                callback: Callable | None = None, every: int = 1, cancel: Any = None,
+                callback: Callable | None = None, callback_every: int = 1, cancel: Any = None,
                 seed: int = 0) -> AdversarialResult:
     """Perturb images within an ``eps`` ball (pixel units) to change the network's decision.
 
@@ -59,7 +61,7 @@ def adversarial(insp, image: Any, target: Any = None, eps: float = 8 / 255, step
         restarts: run the attack this many times; every run after the first starts from a random point of the
             ball and attacks only the images no earlier run fooled. Each image keeps the run with the largest
             margin. ``fooled_at`` then counts steps over all runs (run r's step s is ``r * steps + s``).
-        callback: called with a partial result every ``every`` steps.
+        callback: called with a partial result every ``callback_every`` steps.
         cancel: an Event, Ticket or callable; a stopped attack returns its partial result.
 
     Returns:
@@ -77,7 +79,7 @@ def adversarial(insp, image: Any, target: Any = None, eps: float = 8 / 255, step
     """
     steps = check_steps(steps)
     eps = check_positive(eps, "eps")
-    every = check_every(every)
+    callback_every = check_callback_every(callback_every)
     if norm not in ("linf", "l2"):
         raise SettingError(f"norm must be 'linf' or 'l2', got {norm!r}")
     if loss not in ("ce", "margin"):
@@ -182,7 +184,7 @@ def adversarial(insp, image: Any, target: Any = None, eps: float = 8 / 255, step
                         first[newly] = restart * steps + step
                         if restart == 0:
                             fooled_at[rows[newly]] = first[newly]
-                        if callback is not None and state["done"] % every == 0:
+                        if callback is not None and state["done"] % callback_every == 0:
                             callback(build(logits_all))
                     if step == steps:
                         break

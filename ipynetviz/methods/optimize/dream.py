@@ -14,9 +14,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .loop import check_every, run_model
+from ipynetviz.engine.checks import check_positive
+from ipynetviz.engine.control import check_callback_every, is_cancelled
+from ipynetviz.engine.errors import SettingError
+
+from .loop import run_model
 from .results import DreamResult
-from .space import PixelSpace, SettingError, check_positive, check_steps, is_cancelled
+from .space import PixelSpace, check_steps
 
 __all__ = ["deep_dream"]
 
@@ -33,7 +37,7 @@ def _rms(a: torch.Tensor) -> torch.Tensor:
 
 def deep_dream(insp, image: Any, layer: str, octaves: int = 3, steps: int = 10, lr: float = 0.02,
                octave_scale: float = 1.4, jitter: int = 2, min_size: int = 16, callback: Callable | None = None,
-               every: int = 5, cancel: Any = None, seed: int = 0) -> DreamResult:
+               callback_every: int = 5, cancel: Any = None, seed: int = 0) -> DreamResult:
     """Amplify the activations of ``layer`` in ``image`` by gradient ascent over ``octaves`` scales.
 
     Args:
@@ -46,8 +50,8 @@ def deep_dream(insp, image: Any, layer: str, octaves: int = 3, steps: int = 10, 
         octave_scale: size ratio between octaves (> 1).
         jitter: random shift in pixels before each step (0 for none).
         min_size: smallest side an octave may have; fewer octaves are used if needed.
-        callback: called with a partial :class:`DreamResult` every ``every`` steps and after each octave.
-        every, cancel, seed: as in :func:`visualize`.
+        callback: called with a partial :class:`DreamResult` every ``callback_every`` steps and after each octave.
+        callback_every, cancel, seed: as in :func:`visualize`.
 
     Returns:
         A :class:`DreamResult`; ``norms[o, s]`` is the layer's RMS activation before step ``s`` of octave ``o``.
@@ -65,7 +69,7 @@ def deep_dream(insp, image: Any, layer: str, octaves: int = 3, steps: int = 10, 
     octaves = check_steps(octaves, "octaves")
     steps = check_steps(steps)
     lr = check_positive(lr, "lr")
-    every = check_every(every)
+    callback_every = check_callback_every(callback_every)
     octave_scale = check_positive(octave_scale, "octave_scale")
     if octave_scale <= 1:
         raise SettingError(f"octave_scale must be > 1, got {octave_scale}; e.g. 1.4")
@@ -119,7 +123,7 @@ def deep_dream(insp, image: Any, layer: str, octaves: int = 3, steps: int = 10, 
                     p = space.clamp_(p + lr * grad / scale)
                     state["done"] += 1
                     state["pixels"] = p
-                    if callback is not None and state["done"] % every == 0:
+                    if callback is not None and state["done"] % callback_every == 0:
                         callback(build())
                 with torch.no_grad():
                     cache.clear()

@@ -11,11 +11,15 @@ from typing import Any, Callable
 
 import torch
 
-from .loop import ascend, check_every, run_model
+from ipynetviz.engine.checks import check_positive
+from ipynetviz.engine.control import check_callback_every
+from ipynetviz.engine.errors import SettingError
+
+from .loop import ascend, run_model
 from .objectives import tv_penalty
 from .regularizers import split_regularizers
 from .results import InversionResult
-from .space import PixelSpace, SettingError, check_positive, check_steps
+from .space import PixelSpace, check_steps
 
 __all__ = ["invert"]
 
@@ -32,7 +36,7 @@ def _relative_error(code: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def invert(insp, image: Any, layer: str, steps: int = 200, lr: float = 0.05, tv: float = 0.5,
-           regularizers: Any = None, init: Any = "zeros", callback: Callable | None = None, every: int = 16,
+           regularizers: Any = None, init: Any = "zeros", callback: Callable | None = None, callback_every: int = 16,
            cancel: Any = None, seed: int = 0) -> InversionResult:
     """Reconstruct images from their code at ``layer`` with a total-variation prior.
 
@@ -46,7 +50,7 @@ def invert(insp, image: Any, layer: str, steps: int = 200, lr: float = 0.05, tv:
             prior off. The code error is normalised by the code's size, so one weight suits every layer.
         regularizers: further penalties or picture operations (e.g. ``Jitter(1)``), as in :func:`visualize`.
         init: ``"zeros"`` (mean colour), ``"noise"``, or starting images.
-        callback, every, cancel, seed: as in :func:`visualize`.
+        callback, callback_callback_every, cancel, seed: as in :func:`visualize`.
 
     Returns:
         An :class:`InversionResult`; ``relative_error`` is the final ``||phi(x) - phi0|| / ||phi0||`` and
@@ -65,7 +69,7 @@ def invert(insp, image: Any, layer: str, steps: int = 200, lr: float = 0.05, tv:
     steps = check_steps(steps)
     lr = check_positive(lr, "lr")
     tv = check_positive(tv, "tv", allow_zero=True)
-    every = check_every(every)
+    callback_every = check_callback_every(callback_every)
     insp.module(layer)
     penalties, ops = split_regularizers(regularizers)
     penalty = None
@@ -108,5 +112,5 @@ def invert(insp, image: Any, layer: str, steps: int = 200, lr: float = 0.05, tv:
 
     on_step = None if callback is None else (lambda pr: callback(build(pr, False)))
     progress = ascend(insp, space, pixels, score, layers=[layer], needs_logits=False, steps=steps, lr=lr,
-                      ops=ops, on_step=on_step, every=every, cancel=cancel, seed=seed)
+                      ops=ops, on_step=on_step, callback_every=callback_every, cancel=cancel, seed=seed)
     return build(progress, True)

@@ -14,11 +14,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ipynetviz.engine.control import is_cancelled
+from ipynetviz.engine.errors import SettingError
 from ipynetviz.engine.hooks import StopForward, first_tensor
 
 from .objectives import Context
 from .regularizers import ImageOp
-from .space import PixelSpace, SettingError, is_cancelled
+from .space import PixelSpace
 
 
 @dataclass
@@ -35,12 +37,6 @@ class Progress:
         if not rows:
             return np.zeros((0, self.pixels.shape[0]))
         return torch.stack(rows).double().cpu().numpy()
-
-
-def check_every(every: Any) -> int:
-    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-        raise SettingError(f"every must be a positive integer (steps between callbacks), got {every!r}")
-    return int(every)
 
 
 def run_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor | None:
@@ -77,7 +73,7 @@ class Adam:
 def ascend(insp, space: PixelSpace, pixels: torch.Tensor,
            score_fn: Callable[[Context], tuple[torch.Tensor, dict]], *, layers: Sequence[str],
            needs_logits: bool, steps: int, lr: float, ops: Sequence[ImageOp] = (),
-           on_step: Callable[[Progress], None] | None = None, every: int = 10, cancel: Any = None,
+           on_step: Callable[[Progress], None] | None = None, callback_every: int = 10, cancel: Any = None,
            seed: int = 0) -> Progress:
     """Maximise ``score_fn`` over pixels with Adam (step size ``lr`` in pixel units), clamped to [0, 1].
 
@@ -90,7 +86,7 @@ def ascend(insp, space: PixelSpace, pixels: torch.Tensor,
         needs_logits: False lets the forward pass stop after the last captured layer.
         steps, lr: step count and Adam step size.
         ops: picture regularizers (jitter before, blur/clipping after each step).
-        on_step: called with the progress after every ``every``-th step and after the last one.
+        on_step: called with the progress after every ``callback_every``-th step and after the last one.
         cancel: an Event, executor Ticket or callable; checked before every step.
         seed: seeds the jitter offsets.
 
@@ -128,7 +124,7 @@ def ascend(insp, space: PixelSpace, pixels: torch.Tensor,
                 for k, v in extras.items():
                     history.setdefault(k, []).append(v.detach())
                 progress.steps_done += 1
-                if on_step is not None and (progress.steps_done % every == 0 or progress.steps_done == steps):
+                if on_step is not None and (progress.steps_done % callback_every == 0 or progress.steps_done == steps):
                     progress.pixels = p.detach().clone()
                     on_step(progress)
         except KeyboardInterrupt:

@@ -18,9 +18,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ipynetviz.engine import targets as _targets
-from ipynetviz.engine.errors import TargetError
-
-from .space import SettingError
+from ipynetviz.engine.errors import SettingError, TargetError
 
 
 @dataclass

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .space import PixelSpace, SettingError
+from ipynetviz.engine.errors import SettingError
+
+from .space import PixelSpace
 
 
 class ImageOp:

@@ -42,6 +42,11 @@ class OptimizationResult:
     steps_done: int
     descriptions: tuple
 
+    @property
+    def complete(self) -> bool:
+        """False when a cancel stopped the run early (the house-wide meaning, see ipynetviz.engine.control)."""
+        return not self.interrupted
+
     def to_numpy(self) -> np.ndarray:
         """The pictures as uint8 (N, C, H, W)."""
         return self.images
@@ -103,6 +108,11 @@ class DreamResult:
     interrupted: bool
     steps_done: int
 
+    @property
+    def complete(self) -> bool:
+        """False when a cancel stopped the run early (the house-wide meaning, see ipynetviz.engine.control)."""
+        return not self.interrupted
+
     def to_numpy(self) -> np.ndarray:
         return self.images
 
@@ -160,6 +170,11 @@ class AdversarialResult:
     def adversarial_accuracy(self) -> float:
         """Accuracy on the adversarial images against ``labels``."""
         return float((self.adv_pred == self.labels).mean())
+
+    @property
+    def complete(self) -> bool:
+        """False when a cancel stopped the run early (the house-wide meaning, see ipynetviz.engine.control)."""
+        return not self.interrupted
 
     def to_numpy(self) -> np.ndarray:
         return self.images

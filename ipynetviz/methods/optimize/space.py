@@ -18,8 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ipynetviz.engine.checks import check_positive, check_positive_int
-from ipynetviz.engine.control import is_cancelled
+from ipynetviz.engine.checks import check_positive_int
 from ipynetviz.engine.errors import InputError, SettingError
 
 

@@ -14,10 +14,14 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .loop import ascend, check_every, run_model
+from ipynetviz.engine.checks import check_positive
+from ipynetviz.engine.control import check_callback_every
+from ipynetviz.engine.errors import SettingError
+
+from .loop import ascend, run_model
 from .objectives import tv_penalty
 from .results import StyleResult
-from .space import PixelSpace, SettingError, check_positive, check_steps
+from .space import PixelSpace, check_steps
 
 __all__ = ["gram", "style_transfer"]
 
@@ -49,7 +53,7 @@ def _normalised_sq_error(a: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def style_transfer(insp, content: Any, style: Any, content_layer: str, style_layers: Sequence[str],
                    steps: int = 200, lr: float = 0.03, content_weight: float = 1.0, style_weight: float = 1.0,
-                   tv: float = 0.0, init: Any = "content", callback: Callable | None = None, every: int = 16,
+                   tv: float = 0.0, init: Any = "content", callback: Callable | None = None, callback_every: int = 16,
                    cancel: Any = None, seed: int = 0) -> StyleResult:
     """Draw ``content`` with the style of ``style`` by minimising content, style and smoothness losses.
 
@@ -64,7 +68,7 @@ def style_transfer(insp, content: Any, style: Any, content_layer: str, style_lay
         content_weight, style_weight: weights of the two normalised losses (>= 0, not both 0).
         tv: weight of the per-pixel total variation (beta = 2).
         init: ``"content"`` (start from the content image), ``"zeros"``, ``"noise"`` or images.
-        callback, every, cancel, seed: as in :func:`visualize`.
+        callback, callback_callback_every, cancel, seed: as in :func:`visualize`.
 
     Returns:
         A :class:`StyleResult` with the final unweighted ``content_loss`` and ``style_loss`` and their history
@@ -72,7 +76,7 @@ def style_transfer(insp, content: Any, style: Any, content_layer: str, style_lay
     """
     steps = check_steps(steps)
     lr = check_positive(lr, "lr")
-    every = check_every(every)
+    callback_every = check_callback_every(callback_every)
     cw = check_positive(content_weight, "content_weight", allow_zero=True)
     sw = check_positive(style_weight, "style_weight", allow_zero=True)
     tv = check_positive(tv, "tv", allow_zero=True)
@@ -130,5 +134,5 @@ def style_transfer(insp, content: Any, style: Any, content_layer: str, style_lay
 
     on_step = None if callback is None else (lambda pr: callback(build(pr)))
     progress = ascend(insp, space, pixels, score, layers=layers, needs_logits=False, steps=steps, lr=lr,
-                      on_step=on_step, every=every, cancel=cancel, seed=seed)
+                      on_step=on_step, callback_every=callback_every, cancel=cancel, seed=seed)
     return build(progress)

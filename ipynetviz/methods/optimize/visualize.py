@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .loop import ascend, check_every
+from ipynetviz.engine.checks import check_positive
+from ipynetviz.engine.control import check_callback_every
+
+from .loop import ascend
 from .objectives import bind_objectives
 from .regularizers import split_regularizers
 from .results import OptimizationResult
-from .space import PixelSpace, check_positive, check_steps
+from .space import PixelSpace, check_steps
 
 __all__ = ["visualize"]
 
@@ -26,7 +29,7 @@ def _result(space: PixelSpace, progress, settings: dict, descriptions) -> Optimi
 
 
 def visualize(insp, objective: Any, steps: int = 128, lr: float = 0.05, regularizers: Any = None,
-              init: Any = "zeros", callback: Callable[[OptimizationResult], None] | None = None, every: int = 16,
+              init: Any = "zeros", callback: Callable[[OptimizationResult], None] | None = None, callback_every: int = 16,
               cancel: Any = None, seed: int = 0, batch: int | None = None) -> OptimizationResult:
     """Maximise an objective (a class, a unit, a layer's norm, or a sum) by gradient ascent on the picture.
 
@@ -41,8 +44,8 @@ def visualize(insp, objective: Any, steps: int = 128, lr: float = 0.05, regulari
             operations (``Blur(0.5, every=4)``, ``Jitter(2)``, ``ClipNorm(10)``, ``ClipContribution(10)``).
         init: ``"zeros"`` (the mean colour, model input 0), ``"noise"`` (mean plus Gaussian noise of 0.1), or
             images in any form ``insp.prepare`` accepts (one, or one per picture).
-        callback: called with a partial result every ``every`` steps and at the end (for live previews).
-        every: steps between callbacks.
+        callback: called with a partial result every ``callback_every`` steps and at the end (for live previews).
+        callback_every: steps between callbacks.
         cancel: an Event, executor Ticket or callable; when it says stop, the partial result is returned
             with ``interrupted=True`` (so is a KeyboardInterrupt).
         seed: seeds the noise and the jitter.
@@ -66,7 +69,7 @@ def visualize(insp, objective: Any, steps: int = 128, lr: float = 0.05, regulari
     """
     steps = check_steps(steps)
     lr = check_positive(lr, "lr")
-    every = check_every(every)
+    callback_every = check_callback_every(callback_every)
     penalties, ops = split_regularizers(regularizers)
     bound = bind_objectives(insp, objective, batch, penalties)
     space = PixelSpace(insp)
@@ -79,5 +82,5 @@ def visualize(insp, objective: Any, steps: int = 128, lr: float = 0.05, regulari
         return bound.score(ctx), {}
     on_step = None if callback is None else (lambda pr: callback(_result(space, pr, settings, bound.descriptions)))
     progress = ascend(insp, space, pixels, score, layers=bound.layers, needs_logits=bound.needs_logits,
-                      steps=steps, lr=lr, ops=ops, on_step=on_step, every=every, cancel=cancel, seed=seed)
+                      steps=steps, lr=lr, ops=ops, on_step=on_step, callback_every=callback_every, cancel=cancel, seed=seed)
     return _result(space, progress, settings, bound.descriptions)
