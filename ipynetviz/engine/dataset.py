@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from .checks import check_batch_size
 from .errors import DatasetError, InputError
 from .inputs import is_model_input, is_pil, pil_to_uint8, to_uint8_batch
 
@@ -110,8 +111,7 @@ class ImageSet:
 
     def batches(self, batch_size: int) -> Iterator[tuple[slice, Any]]:
         """Yield ``(slice, raw_batch)`` pairs covering the set in order."""
-        if batch_size <= 0:
-            raise InputError(f"batch_size must be positive, got {batch_size}")
+        batch_size = check_batch_size(batch_size)
         for start in range(0, self._n, batch_size):
             sl = slice(start, min(start + batch_size, self._n))
             yield sl, self.raw(sl)

@@ -13,8 +13,15 @@ from torch import nn
 
 from . import targets as _targets
 from .cache import ResultCache, fingerprint
+from .checks import check_batch_size
 from .dataset import ImageSet, as_imageset
-from .errors import InputError, LayerNotFoundError, ModelError, OutOfMemoryError, TargetError
+from .errors import (
+    InputError,
+    LayerNotFoundError,
+    ModelError,
+    OutOfMemoryError,
+    TargetError,
+)
 from .hooks import HookSession, StopForward, first_tensor
 from .inputs import apply_transform, is_model_input, to_uint8_batch
 
@@ -79,7 +86,7 @@ class Inspector:
         self.model = model.to(self.device)
         self.transform = transform
         self.class_names = list(class_names) if class_names is not None else None
-        self.batch_size = int(batch_size)
+        self.batch_size = check_batch_size(batch_size)
         self.cache = ResultCache(cache_bytes)
         # module hooks and the saved mode/requires_grad flags belong to the one shared model: views working in
         # background threads must not run it at the same time (re-entrant, so nested guards in one thread work)
@@ -320,9 +327,7 @@ class Inspector:
     def _run_batches(self, x: torch.Tensor, layers: Sequence[str], batch_size: int | None,
                      need_output: bool) -> Iterator[tuple[slice, tuple]]:
         """Run ``x`` in batches (halving on OOM), yielding (slice, (logits or None, captured dict))."""
-        bs = int(batch_size or self.batch_size)
-        if bs <= 0:
-            raise InputError(f"batch_size must be positive, got {batch_size}")
+        bs = check_batch_size(batch_size, default=self.batch_size)
         start = 0
         n = x.shape[0]
         while start < n:
@@ -389,7 +394,7 @@ class Inspector:
         for name in layers:
             self.module(name)
         data = as_imageset(dataset)
-        bs = int(batch_size or self.batch_size)
+        bs = check_batch_size(batch_size, default=self.batch_size)
         for sl, raw in data.batches(bs):
             x = self.prepare(raw)
             # (several parts only when an out-of-memory error halved the batch)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine.errors import InputError, SettingError
+
+
 # Anchor colours sampled from the perceptually uniform maps (viridis, inferno) and a diverging blue-white-red;
 # intermediate values are linearly interpolated in RGB, which is close enough for display.
 _ANCHORS = {
@@ -23,7 +26,7 @@ def lut(name: str) -> np.ndarray:
     """A 256×3 uint8 lookup table for colormap ``name`` (viridis, inferno, magma, rdbu, gray)."""
     key = name.lower()
     if key not in _ANCHORS:
-        raise ValueError(f"unknown colormap {name!r}; choose one of {sorted(_ANCHORS)}")
+        raise SettingError(f"unknown colormap {name!r}; choose one of {sorted(_ANCHORS)}")
     if key not in _LUTS:
         anchors = np.asarray(_ANCHORS[key], dtype=np.float64)
         pos = np.linspace(0, 1, len(anchors))
@@ -60,14 +63,14 @@ def normalize(x, mode: str = "minmax", percentile: float = 99.0, axis=None) -> n
             m = np.abs(a).max(axis=axis, keepdims=True)
         m = np.where(m > 0, m, 1)
         return np.clip(a / (2 * m) + 0.5, 0, 1)
-    raise ValueError(f"unknown normalisation {mode!r}; use minmax, symmetric, abs or percentile")
+    raise SettingError(f"unknown normalisation {mode!r}; use minmax, symmetric, abs or percentile")
 
 
 def colorize(x, cmap: str = "viridis", mode: str | None = "minmax") -> np.ndarray:
     """A 2-D map as uint8 RGB (H, W, 3) through a colormap (``mode=None`` if already in [0, 1])."""
     a = _np(x)
     if a.ndim != 2:
-        raise ValueError(f"colorize takes a 2-D map, got shape {a.shape}")
+        raise InputError(f"colorize takes a 2-D map, got shape {a.shape}")
     v = normalize(a, mode) if mode else np.clip(a, 0, 1)
     return lut(cmap)[(v * 255).round().astype(np.int64)]
 

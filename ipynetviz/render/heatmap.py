@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..engine.errors import InputError, SettingError
 from .colors import _np, lut
 
 __all__ = ["matrix_picture", "colorbar", "line_plot", "nice_ticks", "PALETTE"]
@@ -38,9 +39,9 @@ def matrix_picture(matrix, vmin: float = -1.0, vmax: float = 1.0, cmap: str = "r
     """
     m = _np(matrix).astype(np.float64)
     if m.ndim != 2:
-        raise ValueError(f"matrix_picture takes a 2-D matrix, got shape {m.shape}")
+        raise InputError(f"matrix_picture takes a 2-D matrix, got shape {m.shape}")
     if not vmax > vmin:
-        raise ValueError(f"vmax ({vmax}) must be larger than vmin ({vmin})")
+        raise SettingError(f"vmax ({vmax}) must be larger than vmin ({vmin})")
     nan = np.isnan(m)
     v = np.clip((np.where(nan, vmin, m) - vmin) / (vmax - vmin), 0.0, 1.0)
     out = lut(cmap)[(v * 255).round().astype(np.int64)]
@@ -104,11 +105,11 @@ def line_plot(series: Mapping[str, np.ndarray], size: tuple[int, int] = (360, 22
     width, height = size
     lo, hi = float(ylim[0]), float(ylim[1])
     if not hi > lo:
-        raise ValueError(f"ylim must be (low, high) with high > low, got {ylim}")
+        raise SettingError(f"ylim must be (low, high) with high > low, got {ylim}")
     if not series:
-        raise ValueError("line_plot needs at least one series")
+        raise InputError("line_plot needs at least one series")
     if legend not in ("top right", "bottom left"):
-        raise ValueError(f"legend must be 'top right' or 'bottom left', got {legend!r}")
+        raise SettingError(f"legend must be 'top right' or 'bottom left', got {legend!r}")
     colors = list(colors or PALETTE)
     font = _font()
     img = Image.new("RGB", (width, height), (255, 255, 255))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..engine.errors import InputError
 from .colors import _np, colorize, normalize
 
 
@@ -91,7 +92,7 @@ def tile(images, ncols: int | None = None, pad: int = 1, pad_value: int = 255, s
     """
     items = [to_hwc_uint8(im) for im in (images if isinstance(images, (list, tuple)) else list(_np(images)))]
     if not items:
-        raise ValueError("nothing to tile (no images)")
+        raise InputError("nothing to tile (no images)")
     if scale > 1:
         items = [np.repeat(np.repeat(im, scale, 0), scale, 1) for im in items]
     th = max(i.shape[0] for i in items)

@@ -9,6 +9,7 @@ import numpy as np
 import traitlets
 
 from ..engine import Selection, as_imageset
+from ..engine.errors import InputError, ModelError
 from ..engine.cache import fingerprint
 from ..methods.units import input_pictures, top_patches
 from ..render import gray_tiles, overlay, resize, tile, to_hwc_uint8
@@ -78,12 +79,12 @@ class ActivationBrowser(View):
         self.patches_from_images = dataset is None
         self.layers = spatial_layers(insp)
         if not self.layers:
-            raise ValueError("the model has no layer with a spatial (C, H, W) output to browse")
+            raise ModelError("the model has no layer with a spatial (C, H, W) output to browse")
         start = layer or (self.selection.layer if self.selection.layer in self.layers else None) or \
             (insp.conv_layers[0] if insp.conv_layers else self.layers[0])
         if start not in self.layers:
             insp.module(start)
-            raise ValueError(f"layer {start!r} has no spatial map (output {insp.layer_shape(start)}); "
+            raise InputError(f"layer {start!r} has no spatial map (output {insp.layer_shape(start)}); "
                              f"pick one of {self.layers[:8]}")
         self.acts = None  # (C, h, w) of the shown image at layer ``acts_layer``
         self.acts_layer = None

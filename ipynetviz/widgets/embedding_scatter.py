@@ -12,6 +12,7 @@ import numpy as np
 import traitlets
 
 from ..engine import LatestExecutor, Selection, Stop, as_imageset
+from ..engine.errors import InputError
 from ..engine.dataset import ImageSet
 from ..methods.embedding import embed, embed_pixels
 from ..methods.units import input_pictures, nearest_neighbours
@@ -183,7 +184,7 @@ class EmbeddingScatter(View):
             return None if lab is None else np.asarray(lab, dtype=np.int64)[self.indices]
         lab = np.asarray(labels).astype(np.int64).reshape(-1)
         if len(lab) != len(self.data):
-            raise ValueError(f"{len(self.data)} images but {len(lab)} labels; pass one label per image")
+            raise InputError(f"{len(self.data)} images but {len(lab)} labels; pass one label per image")
         return lab[self.indices]
 
     def picture(self, index: int) -> np.ndarray:

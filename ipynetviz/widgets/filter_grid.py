@@ -8,6 +8,7 @@ import numpy as np
 import traitlets
 
 from ..engine import Selection
+from ..engine.errors import InputError, ModelError
 from ..methods.units import filters
 from ..methods.units.filters import MODES, NORMALIZATIONS, ORDERS
 from .base import ClickImage, View, dropdown, guarded
@@ -90,13 +91,13 @@ class FilterGrid(View):
         self.insp = insp
         convs = insp.conv_layers
         if not convs:
-            raise ValueError("the model has no Conv2d layer: a filter grid has nothing to show")
+            raise ModelError("the model has no Conv2d layer: a filter grid has nothing to show")
         self.result = None
         self.layout_ = None
         start = layer or conv_for(insp, self.selection.layer) or convs[0]
         insp.module(start)
         if start not in convs:
-            raise ValueError(f"layer {start!r} is not a convolution; a filter grid shows one of {convs}")
+            raise InputError(f"layer {start!r} is not a convolution; a filter grid shows one of {convs}")
         self.layer_picker = dropdown(convs, start, "layer", "t-filtergrid-layer")
         self.mode_picker = dropdown(list(MODES), mode, "tiles", "t-filtergrid-mode")
         self.norm_picker = dropdown(list(NORMALIZATIONS), normalization, "scale", "t-filtergrid-normalization")

@@ -17,6 +17,7 @@ import traitlets
 from torch import nn
 
 from ..engine import Class, Selection, Unit, as_imageset
+from ..engine.errors import ModelError, SettingError
 from ..methods.optimize import (L2, TV, Blur, ClipNorm, Jitter, LayerNorm, LogProb, adversarial, deep_dream,
                                 invert, style_transfer, visualize)
 from ..methods.units import input_pictures
@@ -76,10 +77,10 @@ class ImageOptimizer(View):
         self.images = None if images is None else as_imageset(images)
         self.layers = spatial_layers(insp)
         if not self.layers:
-            raise ValueError("the model has no layer with a spatial (C, H, W) output to optimise")
+            raise ModelError("the model has no layer with a spatial (C, H, W) output to optimise")
         modes = [m for m in MODES if self.images is not None or m not in NEEDS_IMAGE]
         if mode not in modes:
-            raise ValueError(f"mode must be one of {modes}, got {mode!r}" +
+            raise SettingError(f"mode must be one of {modes}, got {mode!r}" +
                              ("" if self.images is not None else " (image modes need images=...)"))
         self.gallery: list[tuple[np.ndarray, str]] = []
         self.result = None

@@ -11,6 +11,7 @@ import numpy as np
 import traitlets
 
 from ..engine import Selection, Unit, as_imageset
+from ..engine.errors import InputError, ModelError, SettingError
 from ..methods.attribution import attribute
 from ..methods.units import input_pictures
 from ..render import colorize, gray_tiles, resize, tile, to_hwc_uint8
@@ -64,17 +65,17 @@ class NeuronPicker(View):
                  selection: Selection | None = None, max_thumbs: int = 32, synchronous: bool = False, **kw):
         super().__init__(selection=selection, synchronous=synchronous, css_class="t-neuronpicker", **kw)
         if method not in METHODS.values():
-            raise ValueError(f"unknown method {method!r}; use one of {sorted(METHODS.values())}")
+            raise SettingError(f"unknown method {method!r}; use one of {sorted(METHODS.values())}")
         self.insp = insp
         self.images = as_imageset(images)
         self.layers = spatial_layers(insp)
         if not self.layers:
-            raise ValueError("the model has no layer with a spatial (C, H, W) output to explain")
+            raise ModelError("the model has no layer with a spatial (C, H, W) output to explain")
         start = layer or (self.selection.layer if self.selection.layer in self.layers else None) or \
             (insp.conv_layers[-1] if insp.conv_layers else self.layers[-1])
         if start not in self.layers:
             insp.module(start)
-            raise ValueError(f"layer {start!r} has no spatial map (output {insp.layer_shape(start)}); "
+            raise InputError(f"layer {start!r} has no spatial map (output {insp.layer_shape(start)}); "
                              f"pick one of {self.layers[:8]}")
         n = len(self.images)
         self.acts = None          # (C, h, w) feature maps of the shown image at acts_key's layer

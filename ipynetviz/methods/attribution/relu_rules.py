@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from ...engine.errors import ModelError
+from ...engine.errors import ModelError, SettingError
 
 RULES = ("guided", "deconvnet")
 
@@ -95,7 +95,7 @@ class ReluOverride(TorchFunctionMode):
     def __init__(self, rule: str, require_relu: bool = True):
         super().__init__()
         if rule not in RULES:
-            raise ValueError(f"unknown ReLU rule {rule!r}; use one of {RULES}")
+            raise SettingError(f"unknown ReLU rule {rule!r}; use one of {RULES}")
         self.rule = rule
         self.require_relu = require_relu
         self.relus_seen = 0
@@ -125,5 +125,5 @@ class ReluOverride(TorchFunctionMode):
 def relu_override(rule: str):
     """A factory for :meth:`Inspector.gradient_of`'s ``relu_override`` argument."""
     if rule not in RULES:
-        raise ValueError(f"unknown ReLU rule {rule!r}; use one of {RULES}")
+        raise SettingError(f"unknown ReLU rule {rule!r}; use one of {RULES}")
     return lambda: ReluOverride(rule)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ...engine.errors import SettingError
+
 __all__ = ["AttributionResult", "OcclusionResult", "display_images"]
 
 GRADIENT_METHODS = ("gradient", "saliency", "guided_backprop", "deconvnet")
@@ -98,7 +100,7 @@ class AttributionResult:
             return colorize(self.heatmap(i), cmap, "minmax")
         if style == "overlay":
             return overlay(self.images[i], self.heatmap(i), alpha=alpha, cmap=cmap)
-        raise ValueError(f"unknown style {style!r}; use 'rgb', 'heat' or 'overlay'")
+        raise SettingError(f"unknown style {style!r}; use 'rgb', 'heat' or 'overlay'")
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,10 +212,10 @@ class OcclusionResult:
             heat = self.drop()[i]
         elif kind == "probability":
             if self.probabilities is None:
-                raise ValueError("no probabilities for a unit target; use kind='drop'")
+                raise SettingError("no probabilities for a unit target; use kind='drop'")
             heat = self.probabilities[i].numpy()
         else:
-            raise ValueError(f"unknown kind {kind!r}; use 'attribution', 'drop' or 'probability'")
+            raise SettingError(f"unknown kind {kind!r}; use 'attribution', 'drop' or 'probability'")
         if overlay:
             return blend(self.images[i], heat, alpha=alpha, cmap=cmap)
         return resize(colorize(heat, cmap, "minmax"), self.image_size)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ipynetviz.engine.checks import check_batch_size
 from ipynetviz.engine.errors import InputError, IpynetvizError
 
 __all__ = [
@@ -134,10 +135,7 @@ def align_spatial(a, b, mode: str = "resize"):
 
 def row_chunks(n: int, width: int, batch_size: int | None) -> Iterator[slice]:
     """Slices of at most `batch_size` leading rows (default: about 2**24 float64 values per chunk)."""
-    if batch_size is None:
-        batch_size = max(1, (1 << 24) // max(1, width))
-    if int(batch_size) < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size}")
+    batch_size = check_batch_size(batch_size, default=max(1, (1 << 24) // max(1, width)))
     for start in range(0, n, int(batch_size)):
         yield slice(start, min(n, start + int(batch_size)))
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ipynetviz.engine.checks import check_batch_size
+from ipynetviz.engine.control import with_progress
 from ipynetviz.engine.errors import InputError
 
 from ._inputs import UndefinedSimilarityError, align_spatial, check_same_samples
@@ -96,16 +98,14 @@ def _pair_batches(insp_a, insp_b, dataset, layers_a, layers_b, batch_size, progr
     """Yield ({layer: acts of A}, {layer: acts of B}, n_images) for the same images, batch by batch."""
     from ipynetviz.engine import as_imageset
     data = as_imageset(dataset)
-    bs = int(batch_size or min(insp_a.batch_size, insp_b.batch_size))
+    bs = check_batch_size(batch_size, default=min(insp_a.batch_size, insp_b.batch_size))
     if insp_b is insp_a:  # one network against itself: one forward pass per batch serves both sides
         union = list(dict.fromkeys(list(layers_a) + list(layers_b)))
         pairs = ((x, x) for x in insp_a.iter_batches(data, union, batch_size=bs))
     else:
         pairs = zip(insp_a.iter_batches(data, layers_a, batch_size=bs),
                     insp_b.iter_batches(data, layers_b, batch_size=bs))
-    if progress:
-        from tqdm.auto import tqdm
-        pairs = tqdm(pairs, total=-(-len(data) // bs), desc="comparing")
+    pairs = with_progress(pairs, progress, len(data), "comparing", done_of=lambda item: item[0][0].stop)
     for (sl_a, _, acts_a), (sl_b, _, acts_b) in pairs:
         if sl_a != sl_b:  # pragma: no cover - both walk the same ImageSet in order
             raise RuntimeError(f"the two inspectors returned different batches ({sl_a} vs {sl_b})")
@@ -139,7 +139,7 @@ def compare(insp_a, insp_b, dataset, layer_a: str, layer_b: str | None = None, k
         keep: SVCCA's SVD step (fraction of variance or number of directions).
         batch_size: images per forward pass (default: the inspectors' batch size).
         align: for conv maps of different sizes: None raises, "resize" or "pool" (see ``align_spatial``).
-        progress: show a tqdm progress bar.
+        progress: True for a tqdm bar, or a callable ``progress(done, total)`` in images.
 
     Returns:
         A :class:`Correspondence` with ``correlation_``, ``within_a_``, ``within_b_``, ``semi_``,
@@ -190,7 +190,7 @@ def layer_grid(insp_a, insp_b, dataset, layers_a=None, layers_b=None, keep=0.99,
         batch_size: images per forward pass.
         align: how maps of different sizes are compared: "pool" (default: average-pool the larger map to
             the smaller size), "resize" (bilinear upsampling of the smaller), or None (raise).
-        progress: show a tqdm progress bar.
+        progress: True for a tqdm bar, or a callable ``progress(done, total)`` in images.
 
     Returns:
         A :class:`LayerGrid`; one accumulator per pair holds O((Ca + Cb)^2) floats.

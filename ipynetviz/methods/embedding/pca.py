@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ...engine.errors import SettingError
+
 # Below this size the smaller Gram/covariance matrix is decomposed exactly; above it a randomized range
 # finder (Halko et al. 2011) costs a few matrix products instead of a full SVD.
 _EXACT_MAX_SIDE = 1000
@@ -131,7 +133,7 @@ def pca(x: torch.Tensor | np.ndarray, n_components: int = 2, *, device: str | to
     n, d = t.shape
     k = int(n_components)
     if not 1 <= k <= min(n, d):
-        raise ValueError(f"n_components={k} must be between 1 and min(N, D) = {min(n, d)}")
+        raise SettingError(f"n_components={k} must be between 1 and min(N, D) = {min(n, d)}")
     mean = t.mean(dim=0)
     if solver == "auto":
         solver = "exact" if min(n, d) <= _EXACT_MAX_SIDE or k >= 0.8 * min(n, d) else "randomized"
@@ -146,7 +148,7 @@ def pca(x: torch.Tensor | np.ndarray, n_components: int = 2, *, device: str | to
         vt, u = _flip_signs(vt, u)
         coords = u * s[None, :]  # = (x - mean) @ vt.T on the captured range, without another pass
     else:
-        raise ValueError(f"unknown PCA solver {solver!r}; use 'auto', 'exact' or 'randomized'")
+        raise SettingError(f"unknown PCA solver {solver!r}; use 'auto', 'exact' or 'randomized'")
     explained = s.double() ** 2 / max(n - 1, 1)
     total = _total_variance(t, mean)
     ratio = explained / total if total > 0 else torch.zeros_like(explained)

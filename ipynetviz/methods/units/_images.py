@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import torch
 
+from ipynetviz.engine.checks import check_batch_size
 from ipynetviz.engine.dataset import ImageSet, as_imageset
 from ipynetviz.engine.errors import DatasetError, InputError, TargetError
 
@@ -132,32 +133,6 @@ def warn_short(k: int, got: int, what: str) -> str:
 
 def stream(insp, data: ImageSet, layer: str, batch_size: int | None):
     """Yield ``(index_slice, x_on_device, activations_on_device)`` for ``layer`` over the data set, in order."""
-    if batch_size is not None and int(batch_size) <= 0:
-        raise InputError(f"batch_size must be positive, got {batch_size}")
+    check_batch_size(batch_size)
     for sl, x, acts in insp.iter_batches(data, [layer], batch_size=batch_size):
         yield sl, x, acts[layer]
-
-
-def with_progress(batches, progress, total: int, desc: str):
-    """Wrap a batch stream: ``progress=True`` shows tqdm; a callable gets ``(images done, total)`` per batch."""
-    if progress is True:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=total, desc=desc, unit="img")
-
-        def report(done, _total):
-            bar.update(done - bar.n)
-    elif callable(progress):
-        bar, report = None, progress
-    else:
-        return batches
-
-    def run():
-        try:
-            for item in batches:
-                yield item
-                report(item[0].stop, total)
-        finally:
-            batches.close()
-            if bar is not None:
-                bar.close()
-    return run()

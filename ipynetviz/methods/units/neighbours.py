@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ipynetviz.engine.control import with_progress
 from ipynetviz.engine.dataset import ImageSet
 from ipynetviz.engine.errors import InputError
 
-from ._images import dataset_of, stream, warn_short, with_progress
+from ._images import dataset_of, stream, warn_short
 from ._topk import RunningTopK
 
 __all__ = ["Neighbours", "nearest_neighbours"]
@@ -137,7 +138,7 @@ def nearest_neighbours(insp, dataset, query, layer: str, k: int = 5, exclude_sel
     drop_self = exclude_self and idx is not None
     feature, pixel = RunningTopK(k), RunningTopK(k)
     for sl, x, a in with_progress(stream(insp, data, layer, batch_size), progress, len(data),
-                                  f"neighbours {layer}"):
+                                  f"neighbours {layer}", done_of=lambda item: item[0].stop):
         f = a.flatten(1)
         if f.shape[1] != fq.shape[1] or x[0].numel() != xq.shape[1]:
             raise InputError(f"the queries have {tuple(xq.shape[1:])} input values / {fq.shape[1]} features "

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ipynetviz.engine.control import with_progress
 from ipynetviz.engine.errors import InputError
 
-from ._images import (channel_list, crop, dataset_of, input_pictures, field_boxes, stream, warn_short,
-                      with_progress)
+from ._images import channel_list, crop, dataset_of, field_boxes, input_pictures, stream, warn_short
 from ._topk import RunningTopK
 
 __all__ = ["TopPatches", "UnitPatches", "top_patches"]
@@ -150,7 +150,8 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
     k = int(k)
     data = dataset_of(dataset)
     insp.module(layer)
-    batches = with_progress(stream(insp, data, layer, batch_size), progress, len(data), f"top patches {layer}")
+    batches = with_progress(stream(insp, data, layer, batch_size), progress, len(data), f"top patches {layer}",
+                            done_of=lambda item: item[0].stop)
     running = RunningTopK(k)
     sel = chans = None
     map_size = input_shape = None
