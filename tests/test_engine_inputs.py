@@ -92,3 +92,26 @@ def test_imageset_kinds_and_errors(images):
     with pytest.raises(InputError, match="mixed sizes"):
         Inspector(small := __import__("tests.conftest", fromlist=["small_cnn"]).small_cnn(),
                   input_size=(3, 32, 32)).activations(ImageSet(mixed), ["conv1"])
+
+
+def test_one_way_back_to_pictures():
+    """Attribution overlays, unit crops and optimised pictures all turn model input into pixels one way."""
+    from ipynetviz.engine import Inspector, Preprocess
+    from ipynetviz.engine.inputs import to_pictures
+    from ipynetviz.methods.attribution import saliency
+    from ipynetviz.methods.optimize.space import PixelSpace
+    from ipynetviz.methods.units._images import input_pictures
+    from tests.conftest import small_cnn
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=g)
+    for transform in (Preprocess([0.4, 0.5, 0.6], [0.2, 0.25, 0.3]), None):
+        insp = Inspector(small_cnn(), transform=transform, input_size=(3, 32, 32), device="cpu")
+        x = insp.prepare(images)
+        chw = insp.pictures(x)
+        np.testing.assert_array_equal(chw, to_pictures(x, transform))
+        # uint8 images survive the round trip (up to rounding)
+        assert np.abs(chw.astype(int) - images.numpy().astype(int)).max() <= 1
+        np.testing.assert_array_equal(PixelSpace(insp).to_uint8(x), chw)
+        np.testing.assert_array_equal(saliency(insp, images, 0).images, chw.transpose(0, 2, 3, 1))
+        np.testing.assert_array_equal(input_pictures(insp, x, [0, 2]), chw[[0, 2]])

@@ -210,3 +210,58 @@ def _to_pil(t) -> Any:
     if arr.shape[2] == 1:
         return _PILImage.fromarray(arr[:, :, 0], mode="L")
     return _PILImage.fromarray(arr)
+
+
+def normalisation_of(transform: Any) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(mean, std) of a :class:`Preprocess`, a torchvision ``Normalize`` or a ``Compose`` holding one.
+
+    ``None`` as transform means the model takes pixels in [0, 1]: ((0,), (1,)). An unknown transform gives None.
+    """
+    if transform is None:
+        return (0.0,), (1.0,)
+    mean, std = getattr(transform, "mean", None), getattr(transform, "std", None)
+    if mean is not None and std is not None:
+        return tuple(np.atleast_1d(np.asarray(mean, dtype=float))), tuple(np.atleast_1d(np.asarray(std, dtype=float)))
+    for t in getattr(transform, "transforms", ()) or ():
+        found = normalisation_of(t) if t is not None else None
+        if found is not None and found != ((0.0,), (1.0,)):
+            return found
+    return None
+
+
+def to_pictures(x: torch.Tensor, transform: Any = None, channels_last: bool = False) -> np.ndarray:
+    """Model input (N, C, H, W) back to uint8 pictures: the one way every method and view does it.
+
+    In order: the transform's own ``invert`` (e.g. :class:`Preprocess`); a known normalisation undone and clipped
+    to [0, 1]; with no transform, input already in [0, 1] as is; otherwise each image stretched to its range.
+
+    Args:
+        x: model input.
+        transform: the inspector's transform.
+        channels_last: (N, H, W, 3) RGB for overlays (grey images repeated) instead of (N, C, H, W).
+
+    Example:
+        >>> to_pictures(torch.full((1, 3, 2, 2), 0.5)).shape, int(to_pictures(torch.full((1, 3, 2, 2), 0.5)).max())
+        ((1, 3, 2, 2), 128)
+    """
+    x = x.detach()
+    invert = getattr(transform, "invert", None)
+    found = normalisation_of(transform)
+    if callable(invert):
+        u8 = invert(x)
+    elif found is not None and (transform is not None or (float(x.min()) >= 0.0 and float(x.max()) <= 1.0)):
+        c = x.shape[1]
+        mean, std = (list(v) * c if len(v) == 1 else list(v) for v in found)
+        m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        u8 = ((x * s + m).clamp(0, 1) * 255).round().to(torch.uint8)
+    else:
+        lo = x.amin(dim=(1, 2, 3), keepdim=True)
+        hi = x.amax(dim=(1, 2, 3), keepdim=True)
+        u8 = ((x - lo) / (hi - lo).clamp_min(1e-12) * 255).round().to(torch.uint8)
+    u8 = u8.cpu()
+    if not channels_last:
+        return u8.numpy()
+    if u8.shape[1] == 1:
+        u8 = u8.repeat(1, 3, 1, 1)
+    return u8[:, :3].permute(0, 2, 3, 1).contiguous().numpy()

@@ -23,7 +23,7 @@ from .errors import (
     TargetError,
 )
 from .hooks import HookSession, StopForward, first_tensor
-from .inputs import apply_transform, is_model_input, to_uint8_batch
+from .inputs import apply_transform, is_model_input, to_pictures, to_uint8_batch
 
 _NOT_CALLED = (nn.ModuleList, nn.ModuleDict)
 
@@ -410,6 +410,10 @@ class Inspector:
             yield sl, x, acts
 
     # ---------------------------------------------------------------- gradients
+    def pictures(self, x: torch.Tensor, channels_last: bool = False) -> np.ndarray:
+        """Prepared model input back to uint8 pictures (see :func:`ipynetviz.engine.inputs.to_pictures`)."""
+        return to_pictures(x, self.transform, channels_last=channels_last)
+
     def resolve_target(self, target, x: torch.Tensor) -> _targets.TargetSpec:
         """Resolve ``target`` once for the prepared batch ``x``: the spec a method keeps and passes down.
 

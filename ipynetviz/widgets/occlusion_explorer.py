@@ -14,7 +14,6 @@ import traitlets
 
 from ..engine import Class, Selection, as_imageset
 from ..methods.attribution import occlusion
-from ..methods.attribution.results import display_images
 from ..methods.units import input_pictures
 from ..render import resize, tile, to_hwc_uint8
 from .base import ClickImage, View, dropdown, guarded
@@ -210,7 +209,7 @@ class OcclusionExplorer(View):
         x = self.result.occluded(0, gy, gx)
         with model_lock(self.insp):
             probs, _ = self.insp.predict(x.to(self.insp.device))
-        picture = display_images(self.insp, x)[0]
+        picture = self.insp.pictures(x, channels_last=True)[0]
         self.occluded.scale = SHOWN / max(picture.shape[:2])
         self.occluded.set_image(picture)
         top = torch.topk(probs[0].cpu(), min(5, probs.shape[1]))

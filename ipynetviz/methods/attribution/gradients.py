@@ -11,7 +11,7 @@ import torch
 from ...engine.checks import check_batch_size, check_choice
 from ...engine.errors import ModelError
 from .relu_rules import ReluOverride
-from .results import AttributionResult, display_images
+from .results import AttributionResult
 
 __all__ = ["gradient", "saliency", "guided_backprop", "deconvnet", "attribute"]
 
@@ -72,7 +72,7 @@ def attribute(insp, images, target=None, method: str = "gradient", batch_size: i
         if method == "saliency":
             grad = grad.abs().amax(1)
         return AttributionResult(method=method, attributions=grad, scores=torch.cat(scores),
-                                 target=spec.description, images=display_images(insp, x))
+                                 target=spec.description, images=insp.pictures(x, channels_last=True))
 
     return insp.cached(f"attribution.{method}", {"target": spec.key()}, x, compute)
 

@@ -18,7 +18,7 @@ from ...engine.errors import InputError
 from ...engine.hooks import StopForward, first_tensor
 from ...engine.targets import TargetSpec
 from .incremental import build_runner, occlude
-from .results import OcclusionResult, display_images
+from .results import OcclusionResult
 
 __all__ = ["occlusion", "grid_positions", "fill_values"]
 
@@ -294,4 +294,4 @@ def _assemble(insp, x, fills, spec, win, step, ys, xs, fill_key, seen, base_scor
         baseline_probability=None if unit else torch.cat(base_probs).float(),
         window=win, stride=step, image_size=tuple(x.shape[-2:]), fill=fill_key, target=spec.description,
         target_classes=classes, inputs=x.detach().cpu(), fill_inputs=fills.detach().cpu(),
-        images=display_images(insp, x), complete=complete, incremental=incremental)
+        images=insp.pictures(x, channels_last=True), complete=complete, incremental=incremental)

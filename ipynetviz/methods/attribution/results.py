@@ -8,31 +8,9 @@ import torch
 
 from ...engine.errors import SettingError
 
-__all__ = ["AttributionResult", "OcclusionResult", "display_images"]
+__all__ = ["AttributionResult", "OcclusionResult"]
 
 GRADIENT_METHODS = ("gradient", "saliency", "guided_backprop", "deconvnet")
-
-
-def display_images(insp, x: torch.Tensor) -> np.ndarray:
-    """Model input ``x`` (N, C, H, W) as uint8 (N, H, W, 3) pictures for overlays.
-
-    Uses the inspector's ``transform.invert`` when it has one (e.g. :class:`~ipynetviz.engine.Preprocess`),
-    input already in [0, 1] as is, and otherwise a per-image min-max stretch.
-    """
-    from ...render import to_hwc_uint8  # numpy + Pillow only
-
-    x = x.detach()
-    invert = getattr(getattr(insp, "transform", None), "invert", None)
-    if callable(invert):
-        u8 = invert(x).cpu()
-    elif float(x.min()) >= 0.0 and float(x.max()) <= 1.0:
-        u8 = (x.cpu() * 255).round().to(torch.uint8)
-    else:
-        flat = x.reshape(x.shape[0], -1)
-        lo = flat.min(1).values.view(-1, 1, 1, 1)
-        hi = flat.max(1).values.view(-1, 1, 1, 1)
-        u8 = ((x - lo) / (hi - lo).clamp_min(1e-12) * 255).round().to(torch.uint8).cpu()
-    return np.stack([to_hwc_uint8(im) for im in u8.numpy()])
 
 
 @dataclass(frozen=True, eq=False)

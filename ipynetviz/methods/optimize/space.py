@@ -20,25 +20,12 @@ import torch
 
 from ipynetviz.engine.checks import check_positive_int
 from ipynetviz.engine.errors import InputError, SettingError
+from ipynetviz.engine.inputs import normalisation_of
 
 
 def check_steps(steps: Any, name: str = "steps") -> int:
     """``steps`` as a positive int, or a :class:`SettingError` that names the fix."""
     return check_positive_int(steps, name)
-
-
-def _normalisation(transform: Any) -> tuple[Sequence[float], Sequence[float]] | None:
-    """(mean, std) of a Preprocess, a torchvision Normalize, or a Compose holding one; None if unknown."""
-    if transform is None:
-        return (0.0,), (1.0,)
-    mean, std = getattr(transform, "mean", None), getattr(transform, "std", None)
-    if mean is not None and std is not None:
-        return tuple(np.atleast_1d(np.asarray(mean, dtype=float))), tuple(np.atleast_1d(np.asarray(std, dtype=float)))
-    for t in getattr(transform, "transforms", ()) or ():
-        found = _normalisation(t) if t is not None else None
-        if found is not None and found != ((0.0,), (1.0,)):
-            return found
-    return None
 
 
 class PixelSpace:
@@ -62,7 +49,7 @@ class PixelSpace:
         self.insp = insp
         self.device = insp.device
         c = channels or insp.expected_channels or 3
-        found = _normalisation(insp.transform)
+        found = normalisation_of(insp.transform)
         self.bounded = found is not None
         mean, std = found if found is not None else ((0.0,), (1.0,))
         mean = list(mean) * c if len(mean) == 1 else list(mean)
@@ -90,16 +77,8 @@ class PixelSpace:
         return self.mean.expand(*shape).clone()
 
     def to_uint8(self, x: torch.Tensor) -> np.ndarray:
-        """Model input -> uint8 (N, C, H, W) for display: the transform's ``invert`` when it has one."""
-        x = x.detach()
-        invert = getattr(self.insp.transform, "invert", None)
-        if callable(invert):
-            return invert(x).cpu().numpy()
-        if self.bounded:
-            return (self.to_pixels(x).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        lo = x.amin(dim=(1, 2, 3), keepdim=True)
-        hi = x.amax(dim=(1, 2, 3), keepdim=True)
-        return ((x - lo) / (hi - lo).clamp_min(1e-12) * 255).round().to(torch.uint8).cpu().numpy()
+        """Model input -> uint8 (N, C, H, W) for display (:meth:`Inspector.pictures`, the one way)."""
+        return self.insp.pictures(x)
 
     def initial(self, init: Any, n: int, size: Sequence[int] | None, seed: int) -> torch.Tensor:
         """Starting pixels (n, C, H, W): ``"zeros"`` (model input 0, the mean colour), ``"noise"`` or images."""

@@ -82,7 +82,7 @@ def input_pictures(insp, dataset, indices, input_shape: tuple | None = None) -> 
     """uint8 (U, C, H, W) pictures of data-set images at the model input's size (what the units saw).
 
     uint8 images of the input's size are used as given; otherwise (a resizing transform, float input) the
-    model input is turned back by the transform's ``invert`` when it has one, else scaled per image.
+    model input is turned back into pictures by :meth:`Inspector.pictures`.
 
     Args:
         insp: the inspector whose transform makes the model input.
@@ -113,12 +113,7 @@ def input_pictures(insp, dataset, indices, input_shape: tuple | None = None) -> 
         if isinstance(shown, np.ndarray) and shown.shape[-2:] == tuple(x.shape[-2:]) \
                 and shown.shape[1] == x.shape[1]:
             return shown
-    invert = getattr(insp.transform, "invert", None)
-    if callable(invert):
-        return invert(x).cpu().numpy().astype(np.uint8)
-    lo = x.amin(dim=(1, 2, 3), keepdim=True)
-    hi = x.amax(dim=(1, 2, 3), keepdim=True)
-    return ((x - lo) / (hi - lo).clamp_min(1e-12) * 255).round().to(torch.uint8).cpu().numpy()
+    return insp.pictures(x)
 
 
 def warn_short(k: int, got: int, what: str) -> str:
