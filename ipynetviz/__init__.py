@@ -27,8 +27,8 @@ _LAZY = {
     "widgets": "ipynetviz.widgets",
 }
 _LAZY_WIDGETS = ("NeuronPicker", "OcclusionExplorer", "FilterGrid", "ActivationBrowser", "PatchGallery",
-                 "EmbeddingScatter", "CorrespondenceMatrix", "ImageOptimizer")
-_LAZY_METHODS = ("compare",)
+                 "EmbeddingScatter", "CorrespondenceMatrix", "ImageOptimizer", "TrainingLab")
+_LAZY_METHODS = ("compare", "train")
 
 
 def __getattr__(name: str):

@@ -15,6 +15,7 @@ _WIDGETS = {
     "EmbeddingScatter": "embedding_scatter",
     "CorrespondenceMatrix": "correspondence_matrix",
     "ImageOptimizer": "image_optimizer",
+    "TrainingLab": "training_lab",
 }
 
 

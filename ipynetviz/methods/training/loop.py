@@ -311,8 +311,8 @@ class Run:
             if self.step >= self.total_steps:
                 break
         self.inputs = self.targets = self.outputs = self.loss = None
-        self._call("on_end")
         self.state = "stopped" if stopped else "finished"
+        self._call("on_end")
         if self._callback is not None:  # a last call with the final state, as every long method does
             self._callback(self)
 

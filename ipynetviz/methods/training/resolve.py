@@ -2,6 +2,7 @@
 augmentation settings to the data and transforms the loop uses."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +20,20 @@ DEFAULT_N = {"shapes": (2000, 500)}  # digits: its whole 1,347 / 450 split
 
 
 def zoo_data(name: str, n_train: int | None = None, n_test: int | None = None, seed: int = 0):
-    """``(x_train, y_train), (x_test, y_test)`` of a zoo data set (uint8 images, int64 labels).
+    """``(x_train, y_train), (x_test, y_test)`` of a zoo data set (uint8 images, int64 labels; fresh copies).
 
     Example:
         >>> (x, y), (xt, yt) = zoo_data("digits", 100, 50)
         >>> x.shape, xt.shape
         ((100, 1, 32, 32), (50, 1, 32, 32))
     """
+    # the lab starts run after run on the same images: drawing 2,000 shapes again would delay the first point
+    (x, y), (xt, yt) = _zoo_data(name, n_train, n_test, seed)
+    return (x.copy(), y.copy()), (xt.copy(), yt.copy())
+
+
+@functools.lru_cache(maxsize=4)
+def _zoo_data(name: str, n_train: int | None, n_test: int | None, seed: int):
     from ... import zoo
 
     check_choice(name, "data", DATASETS)

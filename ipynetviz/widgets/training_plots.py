@@ -1,0 +1,137 @@
+"""The Training lab's plots (bqplot): loss and accuracy curves of several runs, update-ratio bars, a histogram."""
+from __future__ import annotations
+
+import math
+
+import bqplot as bq
+import numpy as np
+
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def smooth(values, alpha: float = 0.1) -> np.ndarray:
+    """Exponential moving average (what TensorBoard's smoothing slider does), NaN-safe.
+
+    Example:
+        >>> smooth([0.0, 1.0, 1.0], alpha=0.5).tolist()
+        [0.0, 0.5, 0.75]
+    """
+    out = np.empty(len(values))
+    acc = None
+    for i, v in enumerate(values):
+        if v == v:
+            acc = v if acc is None else (1 - alpha) * acc + alpha * v
+        out[i] = np.nan if acc is None else acc
+    return out
+
+
+def _figure(title: str, y_label: str, css: str, y_min=None, y_max=None, height: int = 220):
+    xs = bq.LinearScale()
+    ys = bq.LinearScale(min=y_min, max=y_max)
+    ax = [bq.Axis(scale=xs, label="step", num_ticks=5),
+          bq.Axis(scale=ys, side="left", label=y_label, num_ticks=5, tick_format=".2f")]
+    fig = bq.Figure(marks=[], axes=ax, title=title, min_aspect_ratio=0.1,
+                    layout={"width": "380px", "height": f"{height}px"},
+                    fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10}, legend_location="top-right")
+    fig.add_class(css)
+    return fig, {"x": xs, "y": ys}
+
+
+class Curves:
+    """Loss and accuracy against steps, one colour per run: the training batch (smoothed, solid) and the test
+    set (dashed, dots at evaluations). ``loss_figure`` and ``accuracy_figure`` carry the CSS classes
+    ``t-training-loss`` and ``t-training-accuracy``."""
+
+    def __init__(self):
+        self.loss_figure, self._loss_sc = _figure("loss", "loss", "t-training-loss")
+        self.accuracy_figure, self._acc_sc = _figure("accuracy", "accuracy", "t-training-accuracy", 0.0, 1.0)
+        self.series: list[dict] = []
+
+    def clear(self) -> None:
+        self.series = []
+        self.loss_figure.marks = []
+        self.accuracy_figure.marks = []
+
+    def add_run(self, label: str) -> int:
+        """New lines for a run; returns its index (its colour)."""
+        color = COLORS[len(self.series) % len(COLORS)]
+        marks = {}
+        for key, fig, sc in (("loss", self.loss_figure, self._loss_sc),
+                             ("accuracy", self.accuracy_figure, self._acc_sc)):
+            train = bq.Lines(x=[], y=[], scales=sc, colors=[color], stroke_width=1.5, labels=[label],
+                             display_legend=True)
+            test = bq.Lines(x=[], y=[], scales=sc, colors=[color], line_style="dashed", marker="circle",
+                            marker_size=12, stroke_width=1.5)
+            marks[key], marks[f"test_{key}"] = train, test
+            fig.marks = list(fig.marks) + [train, test]
+        self.series.append(marks)
+        return len(self.series) - 1
+
+    def update(self, index: int, history) -> int:
+        """Redraw run ``index`` from its history; returns the number of points drawn."""
+        marks = self.series[index]
+        steps = history.steps()
+        x = np.asarray(steps["step"], dtype=float)
+        if len(x):
+            stride = max(1, len(x) // 400)  # a few hundred points are enough for a curve
+            with marks["loss"].hold_sync(), marks["accuracy"].hold_sync():
+                marks["loss"].x, marks["loss"].y = x[::stride], smooth(steps["loss"])[::stride]
+                marks["accuracy"].x, marks["accuracy"].y = x[::stride], smooth(steps["accuracy"])[::stride]
+        evals = [e for e in history.evals if "test_loss" in e]
+        if evals:
+            ex = np.array([e["step"] for e in evals], dtype=float)
+            marks["test_loss"].x, marks["test_loss"].y = ex, np.array([e["test_loss"] for e in evals])
+            marks["test_accuracy"].x, marks["test_accuracy"].y = ex, np.array([e["test_accuracy"] for e in evals])
+        return len(x)
+
+
+class RatioBars:
+    """Per layer, log10 of the update-to-weight ratio of the latest record (a healthy rate: about -3)."""
+
+    def __init__(self):
+        xs, ys = bq.OrdinalScale(), bq.LinearScale(min=-6.0, max=0.0)
+        self.bars = bq.Bars(x=[], y=[], scales={"x": xs, "y": ys}, colors=["#1f77b4"], padding=0.2)
+        self.reference = bq.Lines(x=[], y=[], scales={"x": xs, "y": ys}, colors=["#999"], line_style="dashed")
+        ax = [bq.Axis(scale=xs, label="layer"),
+              bq.Axis(scale=ys, side="left", label="log10 update/weight", num_ticks=4)]
+        self.figure = bq.Figure(marks=[self.bars, self.reference], axes=ax, title="update / weight per step",
+                                layout={"width": "380px", "height": "200px"},
+                                fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10})
+        self.figure.add_class("t-training-ratios")
+
+    def update(self, row: dict | None) -> None:
+        if not row:
+            return
+        names = [k for k in row if k != "step"]
+        vals = [math.log10(max(row[n]["update_ratio"], 1e-12)) for n in names]
+        with self.bars.hold_sync():
+            self.bars.x, self.bars.y = names, vals
+        self.reference.x, self.reference.y = names, [-3.0] * len(names)
+
+
+class Histogram:
+    """The latest weight histogram of one layer (symmetric bins around 0)."""
+
+    def __init__(self):
+        xs, ys = bq.LinearScale(), bq.LinearScale(min=0.0)
+        self.bars = bq.Bars(x=[], y=[], scales={"x": xs, "y": ys}, colors=["#2ca02c"], padding=0.05)
+        ax = [bq.Axis(scale=xs, label="weight", num_ticks=5, tick_format=".2g"),
+              bq.Axis(scale=ys, side="left", label="count", num_ticks=4)]
+        self.figure = bq.Figure(marks=[self.bars], axes=ax, title="weights",
+                                layout={"width": "380px", "height": "200px"},
+                                fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10})
+        self.figure.add_class("t-training-histogram")
+
+    def update(self, layer: str, row: dict | None) -> None:
+        if not row or layer not in row:
+            return
+        h = row[layer]
+        counts = np.asarray(h["weight"], dtype=float)
+        lim = float(h["weight_limit"])
+        centres = -lim + (np.arange(len(counts)) + 0.5) * (2 * lim / len(counts))
+        with self.bars.hold_sync():
+            self.bars.x, self.bars.y = centres, counts
+        self.figure.title = f"{layer} weights (step {row['step']})"
+
+
+__all__ = ["Curves", "RatioBars", "Histogram", "smooth", "COLORS"]
