@@ -28,7 +28,8 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 from benchmarks._common import cuda_sync, record, setup  # noqa: E402
-from ipynetviz.methods.correspondence import StreamingCorrelation, flatten_positions  # noqa: E402
+from ipynetviz.methods.correspondence import StreamingCorrelation  # noqa: E402
+from ipynetviz.methods.correspondence._inputs import flatten_positions  # noqa: E402
 
 GIB = 1024 ** 3
 

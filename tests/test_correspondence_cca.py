@@ -9,7 +9,8 @@ import torch
 
 from ipynetviz.engine.errors import InputError
 from ipynetviz.methods.correspondence import (SpatialSizeError, StreamingMoments, UndefinedSimilarityError, cca,
-                                              cca_from_moments, dft_svcca, pwcca, svcca)
+                                              dft_svcca, pwcca, svcca)
+from ipynetviz.methods.correspondence.cca import cca_from_moments
 cca_module = importlib.import_module("ipynetviz.methods.correspondence.cca")  # the package's `cca` is the function
 
 torch.set_num_threads(2)

@@ -9,8 +9,9 @@ import torch
 
 from ipynetviz.engine import Inspector, hooks_left
 from ipynetviz.engine.errors import LayerNotFoundError
-from ipynetviz.methods.correspondence import (SpatialSizeError, align_spatial, bipartite_matching, compare,
-                                              flatten_positions, layer_grid, linear_cka, semi_matching, svcca)
+from ipynetviz.methods.correspondence import (SpatialSizeError, bipartite_matching, compare, layer_grid, linear_cka,
+                                              semi_matching, svcca)
+from ipynetviz.methods.correspondence._inputs import align_spatial, flatten_positions
 
 from .conftest import small_cnn
 

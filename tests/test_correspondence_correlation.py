@@ -9,7 +9,8 @@ import torch
 
 from ipynetviz.engine.errors import InputError, IpynetvizError
 from ipynetviz.methods.correspondence import (SampleCountError, SpatialSizeError, StreamingCorrelation,
-                                              StreamingMoments, align_spatial, correlation, flatten_positions)
+                                              StreamingMoments, correlation)
+from ipynetviz.methods.correspondence._inputs import align_spatial, flatten_positions
 
 torch.set_num_threads(2)
 

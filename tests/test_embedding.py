@@ -15,8 +15,9 @@ from torch import nn
 
 from ipynetviz.engine import Inspector
 from ipynetviz.engine.errors import InputError, IpynetvizError, LayerNotFoundError
-from ipynetviz.methods.embedding import (EmbeddingWarning, embed, embed_features, embed_pixels, exact_knn,
-                                         layer_features, map_trustworthiness, pca)
+from ipynetviz.methods.embedding import (EmbeddingWarning, embed, embed_features, embed_pixels, layer_features,
+                                         map_trustworthiness, pca)
+from ipynetviz.methods.embedding.tsne import exact_knn
 
 torch.set_num_threads(2)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

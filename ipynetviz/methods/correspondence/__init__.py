@@ -6,21 +6,22 @@ Lee & Hinton, CKA (ICML 2019). Activations are (n_samples, n_units) arrays or te
 (N, C, H, W) whose every spatial position is a sample; all statistics are streamed in float64 on the
 device of the activations.
 """
-from ._inputs import SampleCountError, SpatialSizeError, UndefinedSimilarityError, align_spatial, flatten_positions
-from .cca import CCAResult, cca, cca_from_moments, pwcca, svcca
-from .cka import linear_cka, linear_cka_from_moments
+from ._inputs import SampleCountError, SpatialSizeError, UndefinedSimilarityError
+from .cca import CCAResult, cca, pwcca, svcca
+from .cka import linear_cka
 from .compare import Correspondence, LayerGrid, compare, layer_grid
-from .correlation import CorrelationResult, StreamingCorrelation, correlation, correlation_from_moments
+from .correlation import CorrelationResult, StreamingCorrelation, correlation
 from .dft import dft_svcca
 from .matching import MatchingResult, bipartite_matching, semi_matching
-from .moments import StreamingMoments, accumulate
+from .moments import StreamingMoments
 from .regression import RegressionResult, regression
 
+# verbs, their results, the streaming state for data that does not fit at once, and the errors they raise;
+# helpers (flatten_positions, align_spatial, *_from_moments) stay in their modules
 __all__ = [
-    "StreamingMoments", "StreamingCorrelation", "accumulate", "correlation", "correlation_from_moments",
-    "CorrelationResult",
-    "flatten_positions", "align_spatial", "semi_matching", "bipartite_matching", "MatchingResult",
-    "regression", "RegressionResult", "cca", "svcca", "pwcca", "cca_from_moments", "dft_svcca", "CCAResult",
-    "linear_cka", "linear_cka_from_moments", "compare", "layer_grid", "Correspondence", "LayerGrid",
+    "correlation", "semi_matching", "bipartite_matching", "regression", "cca", "svcca", "pwcca", "dft_svcca",
+    "linear_cka", "compare", "layer_grid",
+    "CorrelationResult", "MatchingResult", "RegressionResult", "CCAResult", "Correspondence", "LayerGrid",
+    "StreamingMoments", "StreamingCorrelation",
     "SampleCountError", "SpatialSizeError", "UndefinedSimilarityError",
 ]

@@ -11,7 +11,9 @@ from .core import EmbeddingWarning, embed_features, map_trustworthiness
 from .features import Features, embed, embed_pixels, layer_features, pixel_features
 from .pca import PCAResult, pca
 from .result import Embedding
-from .tsne import EmbeddingFrame, exact_knn
+from .tsne import EmbeddingFrame
 
-__all__ = ["Embedding", "EmbeddingFrame", "EmbeddingWarning", "Features", "PCAResult", "embed", "embed_features",
-           "embed_pixels", "exact_knn", "layer_features", "map_trustworthiness", "pca", "pixel_features"]
+# verbs (embed a layer, pixels or any features; the features themselves; PCA; the map's trustworthiness),
+# their results and the warning they give; exact_knn and the t-SNE plumbing stay in their modules
+__all__ = ["embed", "embed_pixels", "embed_features", "layer_features", "pixel_features", "pca", "map_trustworthiness",
+           "Embedding", "EmbeddingFrame", "Features", "PCAResult", "EmbeddingWarning"]

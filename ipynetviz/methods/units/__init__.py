@@ -4,5 +4,7 @@ from .filters import FilterResult, filters
 from .neighbours import Neighbours, nearest_neighbours
 from .patches import TopPatches, UnitPatches, top_patches
 
-__all__ = ["FilterResult", "filters", "TopPatches", "UnitPatches", "top_patches", "Neighbours",
-           "nearest_neighbours", "input_pictures"]
+# verbs, their results, and the pictures of data-set images as the units saw them; streaming helpers stay in
+# their modules
+__all__ = ["filters", "top_patches", "nearest_neighbours", "input_pictures", "FilterResult", "TopPatches",
+           "UnitPatches", "Neighbours"]
