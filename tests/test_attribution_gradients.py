@@ -214,7 +214,7 @@ def test_results_are_frozen_and_render_to_pictures(cnn):
     assert rgb.shape == (32, 32, 3) and rgb.dtype.name == "uint8"
     # signed map: zero gradient renders mid-grey, the largest |value| reaches an end of the range
     assert abs(int(rgb.astype(int).min()) - 0) <= 1 or abs(int(rgb.astype(int).max()) - 255) <= 1
-    over = r.render(1, style="overlay")
+    over = r.render(1, kind="overlay")
     assert over.shape == (32, 32, 3)
     assert (r.images[1] == images[1].permute(1, 2, 0).numpy()).all()
     heat = saliency(insp, images, 1).render(0)

@@ -101,3 +101,26 @@ def test_no_bare_value_errors_from_results_and_render():
     from ipynetviz.render import colorize
     with pytest.raises(IpynetvizError):
         colorize(np.zeros((2, 2)), "no-such-map")
+
+
+def test_results_share_one_naming_rule_one_render_verb_and_to_numpy():
+    """Every method's result type ends in Result; to_numpy() gives an array; pictures come from render()."""
+    import dataclasses
+
+    from ipynetviz import methods as M
+    results = {name: obj for sub in ("attribution", "units", "embedding", "correspondence", "optimize")
+               for name in getattr(M, sub).__all__ if isinstance(obj := getattr(getattr(M, sub), name), type)
+               and dataclasses.is_dataclass(obj)}
+    for name in results:
+        assert name.endswith("Result") or name in ("UnitPatches", "EmbeddingFrame"), name
+    insp = Inspector(small_cnn(), input_size=(3, 32, 32), device="cpu")
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    made = [M.saliency(insp, x, 0), M.occlusion(insp, x[:1], 0, window=16, stride=16), M.filters(insp, "conv1"),
+            M.top_patches(insp, x, "conv2", k=2), M.nearest_neighbours(insp, x, 0, "conv2", k=2),
+            M.visualize(insp, 1, steps=2)]
+    for r in made:
+        assert isinstance(r.to_numpy(), np.ndarray), type(r).__name__
+        pic = r.render(0) if not isinstance(r, (M.FilterResult, M.NeighboursResult)) else (
+            r.render() if isinstance(r, M.FilterResult) else None)
+        if pic is not None:
+            assert pic.dtype == np.uint8 and pic.ndim == 3 and pic.shape[-1] == 3, type(r).__name__

@@ -82,14 +82,14 @@ def test_order_by_norm_and_mosaic_is_one_picture(insp):
     by_index = filters(insp, "conv1")
     for t, o in enumerate(res.tile_channel):
         assert np.array_equal(res.tiles[t], by_index.tiles[o])
-    pic, layout = res.mosaic(scale=3, pad=1)
+    pic, layout = res.render(scale=3, pad=1, with_layout=True)
     assert pic.dtype == np.uint8 and pic.ndim == 3 and layout.n == 8
     for t in range(8):  # the pixel under the middle of tile t is tile t's middle pixel, and clicks map back
         y, x = layout.origin(t)
         assert layout.index_at(x + 7, y + 7) == t
         assert np.array_equal(pic[y + 7, x + 7], res.uint8()[t, 2, 2])
     chans = filters(insp, "conv2", mode="channels")
-    _, layout = chans.mosaic()
+    _, layout = chans.render(with_layout=True)
     assert layout.ncols == 8 and layout.nrows == 16  # one row per filter, one column per input channel
 
 
@@ -115,7 +115,7 @@ def test_torchvision_first_layers(resnet):
 
 def test_512_channel_layer_is_one_picture(resnet):
     res = filters(resnet, "layer4.1.conv2", order="norm")  # 512 x 512 x 3 x 3
-    pic, layout = res.mosaic()
+    pic, layout = res.render(with_layout=True)
     assert layout.n == 512 and pic.shape[0] * pic.shape[1] < 2000 * 2000
     assert np.all(np.diff(res.norms[res.tile_channel]) <= 0)
 

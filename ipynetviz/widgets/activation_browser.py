@@ -90,7 +90,7 @@ class ActivationBrowser(View):
         self.acts_layer = None
         self.picture = None  # (C, H, W) uint8 of the shown image
         self.map_layout = None
-        self.top = None  # TopPatches of the layer, once computed
+        self.top = None  # TopPatchesResult of the layer, once computed
 
         n = len(self.images)
         self.layer_picker = dropdown(self.layers, start, "layer", "t-activations-layer")

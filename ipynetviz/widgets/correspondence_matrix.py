@@ -92,10 +92,10 @@ class CorrespondenceMatrix(View):
         start_b = self._check_layer("b", layer_b or (start_a if start_a in self.layers["b"] else
                                                      self._default_layer("b")))
         self.patches = {s: PatchSource(self.insp[s], self.data, max(self.k, 1)) for s in "ab"}
-        self.results: dict[tuple[str, str], object] = {}  # (layer_a, layer_b) -> Correspondence
-        self.top: dict[tuple[str, str], object] = {}  # (side, layer) -> TopPatches
+        self.results: dict[tuple[str, str], object] = {}  # (layer_a, layer_b) -> CorrespondenceResult
+        self.top: dict[tuple[str, str], object] = {}  # (side, layer) -> TopPatchesResult
         self.maps: dict[tuple[str, str, int], np.ndarray] = {}  # (side, layer, image) -> (C, h, w)
-        self.result = None  # the Correspondence shown
+        self.result = None  # the CorrespondenceResult shown
         self.shown: MatrixView | None = None
         self.grid_result = None
         self._following = False

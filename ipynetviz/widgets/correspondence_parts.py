@@ -152,7 +152,7 @@ class UnitPanel(W.VBox):
             view.set_image(_BLANK)
 
     def show(self, insp, net: str, layer: str, unit: int, dead: bool, top, acts, data, image_index: int) -> None:
-        """Draw ``unit`` of ``layer``: ``top`` is the layer's TopPatches (or None while computing), ``acts`` the
+        """Draw ``unit`` of ``layer``: ``top`` is the layer's TopPatchesResult (or None while computing), ``acts`` the
         layer's (C, h, w) maps on image ``image_index`` of ``data`` (or None)."""
         self.unit, self.top = int(unit), top
         self.title.value = (f"<b>{html.escape(net)}</b> · {html.escape(layer)}[{unit}]"

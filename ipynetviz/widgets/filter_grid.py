@@ -143,7 +143,7 @@ class FilterGrid(View):
                 self.mode = "auto"  # rgb/gray only exist for first layers; fall back instead of failing
                 return
         res = filters(self.insp, self.layer, mode=self.mode, normalization=self.normalization, order=self.order)
-        pic, layout = res.mosaic()
+        pic, layout = res.render(with_layout=True)
         self.result, self.layout_ = res, layout
         self.mosaic.set_image(pic, layout)
         if self.channel is not None and self.channel >= res.out_channels:

@@ -52,12 +52,12 @@ class AttributionResult:
         a = self.attributions[i]
         return (a if a.ndim == 2 else a.abs().amax(0)).numpy()
 
-    def render(self, i: int = 0, style: str | None = None, cmap: str = "inferno", alpha: float = 0.5) -> np.ndarray:
+    def render(self, i: int = 0, kind: str | None = None, cmap: str = "inferno", alpha: float = 0.5) -> np.ndarray:
         """One image's map as a uint8 (H, W, 3) picture.
 
         Args:
             i: which image.
-            style: "rgb" (signed attributions as colours, 0 -> grey; the classic guided-backprop picture),
+            kind: "rgb" (signed attributions as colours, 0 -> grey; the classic guided-backprop picture),
                 "heat" (:meth:`heatmap` through ``cmap``) or "overlay" (the heat map blended over the image).
                 Default: "heat" for saliency, "rgb" otherwise.
             cmap: colormap for "heat" and "overlay".
@@ -68,17 +68,17 @@ class AttributionResult:
         """
         from ...render import colorize, normalize, overlay, to_hwc_uint8
 
-        style = style or ("heat" if self.method == "saliency" or self.attributions.ndim == 3 else "rgb")
-        if style == "rgb":
+        kind = kind or ("heat" if self.method == "saliency" or self.attributions.ndim == 3 else "rgb")
+        if kind == "rgb":
             a = self.attributions[i]
             if a.ndim == 2:
                 a = a.unsqueeze(0)
             return to_hwc_uint8(normalize(a.numpy(), "symmetric").astype(np.float32))
-        if style == "heat":
+        if kind == "heat":
             return colorize(self.heatmap(i), cmap, "minmax")
-        if style == "overlay":
+        if kind == "overlay":
             return overlay(self.images[i], self.heatmap(i), alpha=alpha, cmap=cmap)
-        raise SettingError(f"unknown style {style!r}; use 'rgb', 'heat' or 'overlay'")
+        raise SettingError(f"unknown kind {kind!r}; use 'rgb', 'heat' or 'overlay'")
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,7 +9,7 @@ device of the activations.
 from ._inputs import SampleCountError, SpatialSizeError, UndefinedSimilarityError
 from .cca import CCAResult, cca, pwcca, svcca
 from .cka import linear_cka
-from .compare import Correspondence, LayerGrid, compare, layer_grid
+from .compare import CorrespondenceResult, LayerGridResult, compare, layer_grid
 from .correlation import CorrelationResult, StreamingCorrelation, correlation
 from .dft import dft_svcca
 from .matching import MatchingResult, bipartite_matching, semi_matching
@@ -21,7 +21,7 @@ from .regression import RegressionResult, regression
 __all__ = [
     "correlation", "semi_matching", "bipartite_matching", "regression", "cca", "svcca", "pwcca", "dft_svcca",
     "linear_cka", "compare", "layer_grid",
-    "CorrelationResult", "MatchingResult", "RegressionResult", "CCAResult", "Correspondence", "LayerGrid",
+    "CorrelationResult", "MatchingResult", "RegressionResult", "CCAResult", "CorrespondenceResult", "LayerGridResult",
     "StreamingMoments", "StreamingCorrelation",
     "SampleCountError", "SpatialSizeError", "UndefinedSimilarityError",
 ]

@@ -22,11 +22,11 @@ from .correlation import CorrelationResult, correlation_from_moments
 from .matching import MatchingResult, bipartite_matching, semi_matching
 from .moments import StreamingMoments
 
-__all__ = ["Correspondence", "LayerGrid", "compare", "layer_grid"]
+__all__ = ["CorrespondenceResult", "LayerGridResult", "compare", "layer_grid"]
 
 
 @dataclass(frozen=True, eq=False)
-class Correspondence:
+class CorrespondenceResult:
     """Everything ``compare`` measured between layer A of one network and layer B of another.
 
     Attributes:
@@ -73,7 +73,7 @@ class Correspondence:
 
 
 @dataclass(frozen=True, eq=False)
-class LayerGrid:
+class LayerGridResult:
     """SVCCA and linear CKA for every (layer of A, layer of B) pair.
 
     Attributes:
@@ -129,7 +129,7 @@ def _check_layers(insp, layers):
 
 
 def compare(insp_a, insp_b, dataset, layer_a: str, layer_b: str | None = None, keep=0.99,
-            batch_size: int | None = None, align: str | None = None, progress: bool = False) -> Correspondence:
+            batch_size: int | None = None, align: str | None = None, progress: bool = False) -> CorrespondenceResult:
     """Do two networks learn the same units? Correlate, match, SVCCA and CKA one layer of each.
 
     Args:
@@ -142,7 +142,7 @@ def compare(insp_a, insp_b, dataset, layer_a: str, layer_b: str | None = None, k
         progress: True for a tqdm bar, or a callable ``progress(done, total)`` in images.
 
     Returns:
-        A :class:`Correspondence` with ``correlation_``, ``within_a_``, ``within_b_``, ``semi_``,
+        A :class:`CorrespondenceResult` with ``correlation_``, ``within_a_``, ``within_b_``, ``semi_``,
         ``bipartite_``, ``svcca_`` and ``cka_``.
 
     Example:
@@ -171,7 +171,7 @@ def compare(insp_a, insp_b, dataset, layer_a: str, layer_b: str | None = None, k
     except UndefinedSimilarityError as err:
         sv = None
         notes.append(f"SVCCA: {err}")
-    return Correspondence(
+    return CorrespondenceResult(
         layer_a=layer_a, layer_b=layer_b, correlation_=between, within_a_=correlation_from_moments(acc, "a"),
         within_b_=correlation_from_moments(acc, "b"), semi_=semi_matching(between),
         bipartite_=bipartite_matching(between), svcca_=sv, cka_=linear_cka_from_moments(acc),
@@ -179,7 +179,7 @@ def compare(insp_a, insp_b, dataset, layer_a: str, layer_b: str | None = None, k
 
 
 def layer_grid(insp_a, insp_b, dataset, layers_a=None, layers_b=None, keep=0.99, batch_size: int | None = None,
-               align: str | None = "pool", progress: bool = False) -> LayerGrid:
+               align: str | None = "pool", progress: bool = False) -> LayerGridResult:
     """SVCCA and linear CKA between every layer of A and every layer of B, in one pass over the data.
 
     Args:
@@ -193,7 +193,7 @@ def layer_grid(insp_a, insp_b, dataset, layers_a=None, layers_b=None, keep=0.99,
         progress: True for a tqdm bar, or a callable ``progress(done, total)`` in images.
 
     Returns:
-        A :class:`LayerGrid`; one accumulator per pair holds O((Ca + Cb)^2) floats.
+        A :class:`LayerGridResult`; one accumulator per pair holds O((Ca + Cb)^2) floats.
 
     Example:
         >>> import torch.nn as nn; from ipynetviz.engine import Inspector
@@ -225,4 +225,4 @@ def layer_grid(insp_a, insp_b, dataset, layers_a=None, layers_b=None, keep=0.99,
                 sv[i, j] = cca_from_moments(accs[la, lb], keep=keep, method="svcca").mean
             except UndefinedSimilarityError:
                 pass  # left NaN: that pair has no varying unit, or too few samples for SVCCA
-    return LayerGrid(tuple(layers_a), tuple(layers_b), cka, sv, n_images)
+    return LayerGridResult(tuple(layers_a), tuple(layers_b), cka, sv, n_images)

@@ -8,12 +8,12 @@ Example:
     ((300, 2), True)
 """
 from .core import EmbeddingWarning, embed_features, map_trustworthiness
-from .features import Features, embed, embed_pixels, layer_features, pixel_features
+from .features import FeaturesResult, embed, embed_pixels, layer_features, pixel_features
 from .pca import PCAResult, pca
-from .result import Embedding
+from .result import EmbeddingResult
 from .tsne import EmbeddingFrame
 
 # verbs (embed a layer, pixels or any features; the features themselves; PCA; the map's trustworthiness),
 # their results and the warning they give; exact_knn and the t-SNE plumbing stay in their modules
 __all__ = ["embed", "embed_pixels", "embed_features", "layer_features", "pixel_features", "pca", "map_trustworthiness",
-           "Embedding", "EmbeddingFrame", "Features", "PCAResult", "EmbeddingWarning"]
+           "EmbeddingResult", "EmbeddingFrame", "FeaturesResult", "PCAResult", "EmbeddingWarning"]

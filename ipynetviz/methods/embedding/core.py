@@ -13,7 +13,7 @@ from ipynetviz.engine.control import is_cancelled
 from ipynetviz.engine.errors import InputError, IpynetvizError
 
 from .pca import pca
-from .result import Embedding
+from .result import EmbeddingResult
 from .tsne import EmbeddingFrame, run_tsne
 
 METHODS = ("pca", "tsne", "umap")
@@ -122,7 +122,7 @@ def embed_features(x: Any, method: str = "pca", *, n_components: int = 2, perple
                    learning_rate: Any = "auto", n_jobs: Any = "auto", pca_dims: int | None = 50,
                    neighbors: str = "auto", negative_gradient_method: str = "auto", trustworthiness: bool = True,
                    trustworthiness_points: int = 2000, umap_kwargs: dict | None = None,
-                   settings: dict | None = None) -> Embedding:
+                   settings: dict | None = None) -> EmbeddingResult:
     """Map N feature vectors to 2-D by PCA (torch, on the device), t-SNE (openTSNE) or UMAP (umap-learn).
 
     Args:
@@ -157,7 +157,7 @@ def embed_features(x: Any, method: str = "pca", *, n_components: int = 2, perple
         settings: extra entries recorded in the result's settings (used by :func:`embed`).
 
     Returns:
-        :class:`Embedding` with float32 coordinates, labels, indices, the settings used and the trustworthiness.
+        :class:`EmbeddingResult` with float32 coordinates, labels, indices, the settings used and the trustworthiness.
 
     Example:
         >>> from sklearn.datasets import make_blobs
@@ -237,6 +237,6 @@ def embed_features(x: Any, method: str = "pca", *, n_components: int = 2, perple
         trust, points, neighbours = map_trustworthiness(feats, coords, 10, trustworthiness_points, seed)
         record.update(trustworthiness_points=points, trustworthiness_neighbors=neighbours,
                       trustworthiness_seconds=round(time.perf_counter() - tt, 4))
-    return Embedding(coords=np.ascontiguousarray(coords, dtype=np.float32), labels=lab, indices=idx, method=method,
-                     settings=record, trustworthiness=trust, cancelled=cancelled, explained_variance_ratio=explained,
-                     has_labels=has_labels)
+    return EmbeddingResult(coords=np.ascontiguousarray(coords, dtype=np.float32), labels=lab, indices=idx,
+                           method=method, settings=record, trustworthiness=trust, cancelled=cancelled,
+                           explained_variance_ratio=explained, has_labels=has_labels)

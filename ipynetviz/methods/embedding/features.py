@@ -14,14 +14,14 @@ from ipynetviz.engine.dataset import ImageSet, as_imageset
 from ipynetviz.engine.errors import InputError
 
 from .core import EmbeddingWarning, embed_features
-from .result import Embedding
+from .result import EmbeddingResult
 
 POOLS = ("avg", "max", None)
 DEFAULT_MAX_FEATURES = 50_000
 
 
 @dataclass(frozen=True)
-class Features:
+class FeaturesResult:
     """Per-image feature vectors of a data set, ready to embed.
 
     Attributes:
@@ -96,7 +96,7 @@ def _subset(data: ImageSet, indices: Any) -> tuple[ImageSet, np.ndarray]:
 
 
 def layer_features(insp, dataset: Any, layer: str, *, pool: Any = None, max_features: int = DEFAULT_MAX_FEATURES,
-                   batch_size: int | None = None, indices: Any = None, labels: Any = None) -> Features:
+                   batch_size: int | None = None, indices: Any = None, labels: Any = None) -> FeaturesResult:
     """Stream a data set through the model and collect each image's code at ``layer``.
 
     Args:
@@ -112,7 +112,7 @@ def layer_features(insp, dataset: Any, layer: str, *, pool: Any = None, max_feat
         labels: labels overriding the data set's.
 
     Returns:
-        :class:`Features` (values on the CPU).
+        :class:`FeaturesResult` (values on the CPU).
 
     Example:
         >>> from torch import nn
@@ -134,7 +134,7 @@ def layer_features(insp, dataset: Any, layer: str, *, pool: Any = None, max_feat
         parts.append(_apply_pool(a.float(), plan[0], plan[1]).cpu())
     values = torch.cat(parts)
     lab = _labels(labels, data, len(idx))
-    return Features(values=values, labels=lab, indices=idx, source=layer, settings={"layer": layer, **plan[2]})
+    return FeaturesResult(values=values, labels=lab, indices=idx, source=layer, settings={"layer": layer, **plan[2]})
 
 
 def _labels(labels: Any, data: ImageSet, n: int) -> np.ndarray | None:
@@ -147,7 +147,7 @@ def _labels(labels: Any, data: ImageSet, n: int) -> np.ndarray | None:
 
 
 def pixel_features(dataset: Any, *, max_features: int = DEFAULT_MAX_FEATURES, indices: Any = None,
-                   labels: Any = None, batch_size: int = 512) -> Features:
+                   labels: Any = None, batch_size: int = 512) -> FeaturesResult:
     """Each image's pixels as a vector in [0, 1] (float model input is used as it is).
 
     Images larger than ``max_features`` values are area-downsampled (with a warning); all images must share
@@ -173,13 +173,13 @@ def pixel_features(dataset: Any, *, max_features: int = DEFAULT_MAX_FEATURES, in
             plan = _pool_plan(tuple(x.shape[1:]), None, int(max_features), "pixel space")
         parts.append(_apply_pool(x, plan[0], plan[1]))
     lab = _labels(labels, data, len(idx))
-    return Features(values=torch.cat(parts), labels=lab, indices=idx, source="pixels",
-                    settings={"layer": "pixels", **plan[2]})
+    return FeaturesResult(values=torch.cat(parts), labels=lab, indices=idx, source="pixels",
+                          settings={"layer": "pixels", **plan[2]})
 
 
 def embed(insp, dataset: Any, layer: str, method: str = "pca", *, pool: Any = None,
           max_features: int = DEFAULT_MAX_FEATURES, batch_size: int | None = None, indices: Any = None,
-          labels: Any = None, **kwargs) -> Embedding:
+          labels: Any = None, **kwargs) -> EmbeddingResult:
     """Map a data set's codes at ``layer`` to 2-D (PCA, t-SNE or UMAP): similar codes land close together.
 
     Args:
@@ -192,7 +192,7 @@ def embed(insp, dataset: Any, layer: str, method: str = "pca", *, pool: Any = No
             ``device`` defaults to the inspector's.
 
     Returns:
-        :class:`Embedding`; ``indices`` are data set positions, ``settings`` records the layer and pooling.
+        :class:`EmbeddingResult`; ``indices`` are data set positions, ``settings`` records the layer and pooling.
 
     Example:
         >>> from torch import nn
@@ -210,7 +210,7 @@ def embed(insp, dataset: Any, layer: str, method: str = "pca", *, pool: Any = No
 
 
 def embed_pixels(dataset: Any, method: str = "pca", *, max_features: int = DEFAULT_MAX_FEATURES,
-                 indices: Any = None, labels: Any = None, **kwargs) -> Embedding:
+                 indices: Any = None, labels: Any = None, **kwargs) -> EmbeddingResult:
     """Map a data set's raw pixels to 2-D, the baseline a layer's map is compared with.
 
     Args:
@@ -220,7 +220,7 @@ def embed_pixels(dataset: Any, method: str = "pca", *, max_features: int = DEFAU
         **kwargs: passed to :func:`embed_features` (``device`` defaults to the CPU).
 
     Returns:
-        :class:`Embedding` with ``settings["layer"] == "pixels"``.
+        :class:`EmbeddingResult` with ``settings["layer"] == "pixels"``.
 
     Example:
         >>> e = embed_pixels(np.random.default_rng(0).integers(0, 255, (30, 8, 8, 3), dtype=np.uint8))
@@ -231,7 +231,7 @@ def embed_pixels(dataset: Any, method: str = "pca", *, max_features: int = DEFAU
     return _embed(feats, method, kwargs)
 
 
-def _embed(feats: Features, method: str, kwargs: dict) -> Embedding:
+def _embed(feats: FeaturesResult, method: str, kwargs: dict) -> EmbeddingResult:
     extra = dict(kwargs.pop("settings", None) or {})
     extra.update(feats.settings)
     return embed_features(feats.values, method, labels=feats.labels, indices=feats.indices, settings=extra,

@@ -7,7 +7,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Embedding:
+class EmbeddingResult:
     """A map of N points, each a row of features (an image's code at a layer, or its pixels).
 
     Attributes:
@@ -24,7 +24,7 @@ class Embedding:
         has_labels: False when the data set had no labels (drawn in a single colour).
 
     Example:
-        >>> e = Embedding(np.zeros((3, 2), np.float32), np.zeros(3, np.int64), np.arange(3), "pca", {})
+        >>> e = EmbeddingResult(np.zeros((3, 2), np.float32), np.zeros(3, np.int64), np.arange(3), "pca", {})
         >>> len(e), e.to_numpy().shape
         (3, (3, 2))
     """
@@ -65,5 +65,5 @@ class Embedding:
     def __repr__(self) -> str:
         t = "n/a" if self.trustworthiness is None else f"{self.trustworthiness:.3f}"
         extra = ", cancelled" if self.cancelled else ""
-        return (f"Embedding(method={self.method!r}, points={len(self)}, classes={len(self.classes)}, "
+        return (f"EmbeddingResult(method={self.method!r}, points={len(self)}, classes={len(self.classes)}, "
                 f"trustworthiness={t}{extra})")

@@ -86,7 +86,8 @@ class FilterResult:
         """Integer enlargement that draws each tile about ``target`` pixels wide."""
         return max(1, int(round(target / max(self.kernel_size))))
 
-    def mosaic(self, ncols: int | None = None, scale: int | None = None, pad: int = 1, pad_value: int = 255):
+    def render(self, ncols: int | None = None, scale: int | None = None, pad: int = 1, pad_value: int = 255,
+               with_layout: bool = False):
         """All tiles as one picture (never one widget per filter).
 
         Args:
@@ -94,16 +95,17 @@ class FilterResult:
             scale: integer pixel enlargement of each tile (default: tiles about 36 px wide).
             pad: gap between tiles in pixels.
             pad_value: gray level of the gaps.
+            with_layout: also return the :class:`ipynetviz.render.TileLayout` (what a clickable view needs).
 
         Returns:
-            (picture (H, W, 3) uint8, :class:`ipynetviz.render.TileLayout`); ``layout.index_at(x, y)`` gives
+            picture (H, W, 3) uint8; with ``with_layout``, ``(picture, layout)``: ``layout.index_at(x, y)`` gives
             the tile under a click, ``tile_channel[i]`` its output channel.
 
         Example:
             >>> from torch import nn
             >>> from ipynetviz.engine import Inspector
             >>> insp = Inspector(nn.Sequential(nn.Conv2d(3, 8, 5)), input_size=(3, 16, 16), device="cpu")
-            >>> pic, layout = filters(insp, "0").mosaic(scale=4)
+            >>> pic, layout = filters(insp, "0").render(scale=4, with_layout=True)
             >>> pic.shape, layout.n
             ((64, 64, 3), 8)
         """
@@ -111,8 +113,9 @@ class FilterResult:
 
         if ncols is None and self.mode == "channels":
             ncols = self.in_channels
-        return tile(self.uint8(), ncols=ncols, pad=pad, pad_value=pad_value,
-                    scale=self.default_scale() if scale is None else int(scale))
+        pic, layout = tile(self.uint8(), ncols=ncols, pad=pad, pad_value=pad_value,
+                           scale=self.default_scale() if scale is None else int(scale))
+        return (pic, layout) if with_layout else pic
 
 
 def _conv_weight(insp, layer: str) -> torch.Tensor:
@@ -151,7 +154,7 @@ def filters(insp, layer: str, mode: str = "auto", normalization: str = "filter",
         order: "index" (filter order) or "norm" (largest L2 norm first).
 
     Returns:
-        A :class:`FilterResult`; ``.mosaic()`` draws all tiles as one picture.
+        A :class:`FilterResult`; ``.render()`` draws all tiles as one picture.
 
     Example:
         >>> from torch import nn

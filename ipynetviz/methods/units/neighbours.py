@@ -24,11 +24,11 @@ from ipynetviz.engine.errors import InputError
 from ._images import dataset_of, stream, warn_short
 from ._topk import RunningTopK
 
-__all__ = ["Neighbours", "nearest_neighbours"]
+__all__ = ["NeighboursResult", "nearest_neighbours"]
 
 
 @dataclass(frozen=True, eq=False)
-class Neighbours:
+class NeighboursResult:
     """The k nearest data-set images of each query, in feature space and in pixel space.
 
     Attributes:
@@ -56,7 +56,12 @@ class Neighbours:
         return np.array([len(set(f) & set(p)) / max(len(f), 1)
                          for f, p in zip(self.feature_indices.tolist(), self.pixel_indices.tolist())])
 
-    def to_numpy(self) -> dict:
+    def to_numpy(self) -> np.ndarray:
+        """(Q, k) data-set indices of each query's nearest images in feature space, closest first."""
+        return self.feature_indices
+
+    def to_dict(self) -> dict:
+        """Indices and distances in both spaces, keyed by name."""
         return {"feature_indices": self.feature_indices, "feature_distances": self.feature_distances,
                 "pixel_indices": self.pixel_indices, "pixel_distances": self.pixel_distances}
 
@@ -102,7 +107,7 @@ def _query_inputs(insp, data: ImageSet, query, layer: str):
 
 
 def nearest_neighbours(insp, dataset, query, layer: str, k: int = 5, exclude_self: bool = True,
-                       batch_size: int | None = None, progress=False) -> Neighbours:
+                       batch_size: int | None = None, progress=False) -> NeighboursResult:
     """The k nearest images of ``dataset`` to each query, in ``layer``'s feature space and in pixel space.
 
     Args:
@@ -116,7 +121,7 @@ def nearest_neighbours(insp, dataset, query, layer: str, k: int = 5, exclude_sel
         progress: True for a tqdm bar, or a callable ``progress(done, total)`` (it may raise to interrupt).
 
     Returns:
-        :class:`Neighbours` with indices and distances for both spaces.
+        :class:`NeighboursResult` with indices and distances for both spaces.
 
     Example:
         >>> from torch import nn
@@ -157,6 +162,6 @@ def nearest_neighbours(insp, dataset, query, layer: str, k: int = 5, exclude_sel
     available = len(data) - (1 if drop_self else 0)
     note = warn_short(k, available, "other images" if drop_self else "images")
     got = min(k, available)
-    return Neighbours(layer=layer, k=got, query_indices=idx, feature_indices=fi[:, :got],
-                      feature_distances=fd[:, :got], pixel_indices=pi[:, :got], pixel_distances=pd[:, :got],
-                      exclude_self=drop_self, note=note)
+    return NeighboursResult(layer=layer, k=got, query_indices=idx, feature_indices=fi[:, :got],
+                            feature_distances=fd[:, :got], pixel_indices=pi[:, :got], pixel_distances=pd[:, :got],
+                            exclude_self=drop_self, note=note)

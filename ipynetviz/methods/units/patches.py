@@ -28,7 +28,7 @@ from ipynetviz.engine.errors import InputError
 from ._images import channel_list, crop, dataset_of, field_boxes, input_pictures, stream, warn_short
 from ._topk import RunningTopK
 
-__all__ = ["TopPatches", "UnitPatches", "top_patches"]
+__all__ = ["TopPatchesResult", "UnitPatches", "top_patches"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,7 +44,7 @@ class UnitPatches:
 
 
 @dataclass(frozen=True, eq=False)
-class TopPatches:
+class TopPatchesResult:
     """The top-k activating patches of a layer's channels over a data set.
 
     Attributes:
@@ -103,20 +103,26 @@ class TopPatches:
         return UnitPatches(int(channel), self.image_indices[r], self.positions[r], self.scores[r],
                            self.boxes[r], self.crops(channel))
 
-    def mosaic(self, channel: int, ncols: int | None = None, scale: int = 1, pad: int = 2):
-        """The channel's crops as one picture: (uint8 (H, W, 3), TileLayout)."""
+    def render(self, channel: int, ncols: int | None = None, scale: int = 1, pad: int = 2,
+               with_layout: bool = False):
+        """The channel's crops as one uint8 (H, W, 3) picture (with its TileLayout when ``with_layout``)."""
         from ipynetviz.render import tile
 
-        return tile(list(self.crops(channel)), ncols=ncols, scale=scale, pad=pad)
+        pic, layout = tile(list(self.crops(channel)), ncols=ncols, scale=scale, pad=pad)
+        return (pic, layout) if with_layout else pic
 
-    def to_numpy(self) -> dict:
+    def to_numpy(self) -> np.ndarray:
+        """The scores (U, k) of each channel's top patches, best first."""
+        return self.scores
+
+    def to_dict(self) -> dict:
         """Scores, image indices, positions and boxes as arrays keyed by name."""
         return {"channels": self.channels, "scores": self.scores, "image_indices": self.image_indices,
                 "positions": self.positions, "boxes": self.boxes}
 
 
 def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size: int | None = None,
-                distinct_images: bool = True, pad_value: int = 0, progress: bool = False) -> TopPatches:
+                distinct_images: bool = True, pad_value: int = 0, progress: bool = False) -> TopPatchesResult:
     """Find each channel's k most strongly activating patches in ``dataset``, in one pass.
 
     Args:
@@ -133,7 +139,7 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
             may raise to interrupt the scan, e.g. a widget's superseded request).
 
     Returns:
-        :class:`TopPatches`; ``.for_channel(c)`` gives one channel's indices, positions, scores and crops.
+        :class:`TopPatchesResult`; ``.for_channel(c)`` gives one channel's indices, positions, scores and crops.
 
     Example:
         >>> from torch import nn
@@ -214,8 +220,8 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
         else:
             yx = np.full(ids.shape + (2,), -1, np.int64)
         boxes = np.broadcast_to(np.array([0, 0, h, w], np.int64), ids.shape + (4,)).copy()
-    return TopPatches(layer=layer, k=got, channels=np.asarray(chans, np.int64), scores=scores,
-                      image_indices=image_indices.astype(np.int64), positions=yx.astype(np.int64),
-                      boxes=boxes.astype(np.int64), field=field, images=images,
-                      image_slots=slots.reshape(ids.shape).astype(np.int64), distinct_images=bool(distinct_images),
-                      pad_value=int(pad_value), note=note)
+    return TopPatchesResult(layer=layer, k=got, channels=np.asarray(chans, np.int64), scores=scores,
+                            image_indices=image_indices.astype(np.int64), positions=yx.astype(np.int64),
+                            boxes=boxes.astype(np.int64), field=field, images=images,
+                            image_slots=slots.reshape(ids.shape).astype(np.int64),
+                            distinct_images=bool(distinct_images), pad_value=int(pad_value), note=note)
