@@ -117,10 +117,10 @@ class TrainingLab(View):
         W.link((self.layer_picker, "value"), (self, "layer"))
         self.observe(self._on_layer, names="layer")
         link_selection(self, ("layer",))
-        views = W.HBox([W.VBox([self.curves.loss_figure, self.curves.accuracy_figure]),
-                        W.VBox([self.filter_box, W.VBox([self.layer_picker, self.maps])]),
-                        W.VBox([self.ratios.figure, self.histogram.figure])])
-        self.body.children = [self.controls, self.bar_row, views]
+        curves = W.HBox([self.curves.loss_figure, self.curves.accuracy_figure, self.ratios.figure])
+        pictures = W.HBox([self.filter_box, W.VBox([self.layer_picker, self.maps]), self.histogram.figure],
+                          layout={"align_items": "flex-start"})
+        self.body.children = [self.controls, self.bar_row, self.curves.legend, curves, pictures]
 
     # ------------------------------------------------------------------------------ controls
     @staticmethod
@@ -251,6 +251,7 @@ class TrainingLab(View):
     def _attach(self, run: T.Run) -> None:
         """At the start of a run (training thread): a CPU copy of the model for the views."""
         key = (self.model_name, self.batch_norm)
+        self.curves.set_steps(run.total_steps)
         model = copy.deepcopy(run.model).cpu().eval()
         x0 = run.test[0][:1] if run.test is not None else run.x[:1]
         self._image = run.transform(x0).cpu() if run.transform is not None else x0.float().cpu()

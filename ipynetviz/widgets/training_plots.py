@@ -1,9 +1,11 @@
 """The Training lab's plots (bqplot): loss and accuracy curves of several runs, update-ratio bars, a histogram."""
 from __future__ import annotations
 
+import html
 import math
 
 import bqplot as bq
+import ipywidgets as W
 import numpy as np
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -30,9 +32,9 @@ def _figure(title: str, y_label: str, css: str, y_min=None, y_max=None, height: 
     ys = bq.LinearScale(min=y_min, max=y_max)
     ax = [bq.Axis(scale=xs, label="step", num_ticks=5),
           bq.Axis(scale=ys, side="left", label=y_label, num_ticks=5, tick_format=".2f")]
-    fig = bq.Figure(marks=[], axes=ax, title=title, min_aspect_ratio=0.1,
-                    layout={"width": "380px", "height": f"{height}px"},
-                    fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10}, legend_location="top-right")
+    fig = bq.Figure(marks=[], axes=ax, title=title,
+                    layout={"width": "380px", "min_width": "380px", "height": f"{height}px"},
+                    fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10})
     fig.add_class(css)
     return fig, {"x": xs, "y": ys}
 
@@ -46,9 +48,16 @@ class Curves:
         self.loss_figure, self._loss_sc = _figure("loss", "loss", "t-training-loss")
         self.accuracy_figure, self._acc_sc = _figure("accuracy", "accuracy", "t-training-accuracy", 0.0, 1.0)
         self.series: list[dict] = []
+        self.labels: list[tuple[str, str]] = []
+        self.legend = W.HTML("")
+        self.legend.add_class("t-training-legend")
 
     def clear(self) -> None:
+        for sc in (self._loss_sc, self._acc_sc):
+            sc["x"].min = sc["x"].max = None
         self.series = []
+        self.labels = []
+        self.legend.value = ""
         self.loss_figure.marks = []
         self.accuracy_figure.marks = []
 
@@ -58,14 +67,23 @@ class Curves:
         marks = {}
         for key, fig, sc in (("loss", self.loss_figure, self._loss_sc),
                              ("accuracy", self.accuracy_figure, self._acc_sc)):
-            train = bq.Lines(x=[], y=[], scales=sc, colors=[color], stroke_width=1.5, labels=[label],
-                             display_legend=True)
-            test = bq.Lines(x=[], y=[], scales=sc, colors=[color], line_style="dashed", marker="circle",
-                            marker_size=12, stroke_width=1.5)
+            train = bq.Lines(x=np.zeros(0), y=np.zeros(0), scales=sc, colors=[color], stroke_width=1.5)
+            test = bq.Lines(x=np.zeros(0), y=np.zeros(0), scales=sc, colors=[color], line_style="dashed",
+                            marker="circle", marker_size=12, stroke_width=1.5)
             marks[key], marks[f"test_{key}"] = train, test
             fig.marks = list(fig.marks) + [train, test]
         self.series.append(marks)
+        self.labels.append((color, label))
+        self.legend.value = " ".join(
+            f'<span style="color:{c};font-size:12px;margin-right:10px">&#9644; {html.escape(t)}</span>'
+            for c, t in self.labels)
         return len(self.series) - 1
+
+    def set_steps(self, total: int) -> None:
+        """Fix the step axis to a run's length (so curves grow to the right; the longest run sets it)."""
+        for sc in (self._loss_sc, self._acc_sc):
+            current = sc["x"].max if self.series[:-1] and sc["x"].max is not None else 0
+            sc["x"].min, sc["x"].max = 0.0, float(max(current, total))
 
     def update(self, index: int, history) -> int:
         """Redraw run ``index`` from its history; returns the number of points drawn."""
@@ -74,14 +92,18 @@ class Curves:
         x = np.asarray(steps["step"], dtype=float)
         if len(x):
             stride = max(1, len(x) // 400)  # a few hundred points are enough for a curve
-            with marks["loss"].hold_sync(), marks["accuracy"].hold_sync():
-                marks["loss"].x, marks["loss"].y = x[::stride], smooth(steps["loss"])[::stride]
-                marks["accuracy"].x, marks["accuracy"].y = x[::stride], smooth(steps["accuracy"])[::stride]
+            xs = np.ascontiguousarray(x[::stride])
+            for key in ("loss", "accuracy"):
+                with marks[key].hold_sync():
+                    marks[key].x = xs
+                    marks[key].y = np.ascontiguousarray(smooth(steps[key])[::stride])
         evals = [e for e in history.evals if "test_loss" in e]
         if evals:
             ex = np.array([e["step"] for e in evals], dtype=float)
-            marks["test_loss"].x, marks["test_loss"].y = ex, np.array([e["test_loss"] for e in evals])
-            marks["test_accuracy"].x, marks["test_accuracy"].y = ex, np.array([e["test_accuracy"] for e in evals])
+            for key in ("test_loss", "test_accuracy"):
+                with marks[key].hold_sync():
+                    marks[key].x = ex
+                    marks[key].y = np.array([e[key] for e in evals], dtype=float)
         return len(x)
 
 
@@ -95,7 +117,7 @@ class RatioBars:
         ax = [bq.Axis(scale=xs, label="layer"),
               bq.Axis(scale=ys, side="left", label="log10 update/weight", num_ticks=4)]
         self.figure = bq.Figure(marks=[self.bars, self.reference], axes=ax, title="update / weight per step",
-                                layout={"width": "380px", "height": "200px"},
+                                layout={"width": "380px", "min_width": "380px", "height": "220px"},
                                 fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10})
         self.figure.add_class("t-training-ratios")
 
@@ -114,11 +136,13 @@ class Histogram:
 
     def __init__(self):
         xs, ys = bq.LinearScale(), bq.LinearScale(min=0.0)
-        self.bars = bq.Bars(x=[], y=[], scales={"x": xs, "y": ys}, colors=["#2ca02c"], padding=0.05)
+        # a filled step line (bqplot's Bars on a linear x scale did not draw here)
+        self.bars = bq.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": xs, "y": ys}, colors=["#2ca02c"],
+                             fill="bottom", fill_colors=["#2ca02c"], fill_opacities=[0.4], interpolation="step-after")
         ax = [bq.Axis(scale=xs, label="weight", num_ticks=5, tick_format=".2g"),
               bq.Axis(scale=ys, side="left", label="count", num_ticks=4)]
         self.figure = bq.Figure(marks=[self.bars], axes=ax, title="weights",
-                                layout={"width": "380px", "height": "200px"},
+                                layout={"width": "380px", "min_width": "380px", "height": "220px"},
                                 fig_margin={"top": 30, "bottom": 35, "left": 50, "right": 10})
         self.figure.add_class("t-training-histogram")
 
@@ -128,7 +152,11 @@ class Histogram:
         h = row[layer]
         counts = np.asarray(h["weight"], dtype=float)
         lim = float(h["weight_limit"])
-        centres = -lim + (np.arange(len(counts)) + 0.5) * (2 * lim / len(counts))
+        centres = -lim + np.arange(len(counts)) * (2 * lim / len(counts))  # left edges, for step-after
+        # explicit scale limits: bqplot's automatic domain stays stuck after a first degenerate draw
+        sx, sy = self.bars.scales["x"], self.bars.scales["y"]
+        sx.min, sx.max = -lim, lim
+        sy.max = float(max(counts.max(), 1.0))
         with self.bars.hold_sync():
             self.bars.x, self.bars.y = centres, counts
         self.figure.title = f"{layer} weights (step {row['step']})"
