@@ -344,3 +344,16 @@ def test_teaching_model_codes_give_a_trustworthy_map():
         idx = NearestNeighbors(n_neighbors=6).fit(m.coords).kneighbors(return_distance=False)
         return (labels[idx] == labels[:, None]).mean()
     assert same_class_neighbours(e) > 0.6 and same_class_neighbours(pixels) < 0.3
+
+
+def test_tsne_options_object_equals_keywords():
+    from ipynetviz.engine.errors import SettingError
+    from ipynetviz.methods.embedding import TSNEOptions
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 8))
+    a = embed_features(x, "tsne", perplexity=8, n_iter=40, early_exaggeration_iter=40, trustworthiness=False)
+    b = embed_features(x, "tsne", tsne=TSNEOptions(perplexity=8, n_iter=40, early_exaggeration_iter=40),
+                       trustworthiness=False)
+    np.testing.assert_array_equal(a.coords, b.coords)
+    with pytest.raises(SettingError, match="unknown embedding option.*perplexity"):
+        embed_features(x, "tsne", perplexty=8)

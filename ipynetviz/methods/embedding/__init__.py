@@ -7,7 +7,7 @@ Example:
     >>> e.coords.shape, e.trustworthiness > 0.9
     ((300, 2), True)
 """
-from .core import EmbeddingWarning, embed_features, map_trustworthiness
+from .core import EmbeddingWarning, TSNEOptions, embed_features, map_trustworthiness
 from .features import FeaturesResult, embed, embed_pixels, layer_features, pixel_features
 from .pca import PCAResult, pca
 from .result import EmbeddingResult
@@ -16,4 +16,4 @@ from .tsne import EmbeddingFrame
 # verbs (embed a layer, pixels or any features; the features themselves; PCA; the map's trustworthiness),
 # their results and the warning they give; exact_knn and the t-SNE plumbing stay in their modules
 __all__ = ["embed", "embed_pixels", "embed_features", "layer_features", "pixel_features", "pca", "map_trustworthiness",
-           "EmbeddingResult", "EmbeddingFrame", "FeaturesResult", "PCAResult", "EmbeddingWarning"]
+           "EmbeddingResult", "EmbeddingFrame", "FeaturesResult", "PCAResult", "TSNEOptions", "EmbeddingWarning"]
