@@ -48,7 +48,8 @@ MIXING = {"softmax": ("dim", 1, None, True), "log_softmax": ("dim", 1, None, Tru
           "roll": ("dims", 2, "all", False), "rot90": ("dims", 2, (0, 1), False)}
 
 
-def _pair(v) -> tuple:
+def _hw_arg(v) -> tuple:
+    """A traced functional argument (int, 1- or 2-element list, torch.Size) as (height, width)."""
     if isinstance(v, (list, tuple, torch.Size)):
         return (v[0], v[0]) if len(v) == 1 else (v[-2], v[-1])
     return v, v
@@ -66,14 +67,14 @@ def _window(k: int, s: int, p: int, d: int = 1) -> Step:
 
 
 def _pool_steps(g: Geo, kernel, stride, padding, dilation=1) -> tuple | None:
-    k, s = _pair(kernel), _pair(stride if stride not in (None, [], ()) else kernel)
-    p, d = _pair(padding), _pair(dilation)
+    k, s = _hw_arg(kernel), _hw_arg(stride if stride not in (None, [], ()) else kernel)
+    p, d = _hw_arg(padding), _hw_arg(dilation)
     return _on_axes(g, _window(k[0], s[0], p[0], d[0]), _window(k[1], s[1], p[1], d[1]))
 
 
 def conv2d(func, args, kwargs, t, g, out):
     b = _bind(args, kwargs, "input weight bias stride padding dilation groups", stride=1, padding=0, dilation=1)
-    k, d, p = tuple(b["weight"].shape[-2:]), _pair(b["dilation"]), b["padding"]
+    k, d, p = tuple(b["weight"].shape[-2:]), _hw_arg(b["dilation"]), b["padding"]
     if isinstance(p, str):  # "same" pads d*(k-1) in all, the smaller half first, as ATen does
         p = (0, 0) if p == "valid" else tuple(d[i] * (k[i] - 1) // 2 for i in range(2))
     return _pool_steps(g, k, b["stride"], p, d)
@@ -82,7 +83,7 @@ def conv2d(func, args, kwargs, t, g, out):
 def conv_transpose2d(func, args, kwargs, t, g, out):
     b = _bind(args, kwargs, "input weight bias stride padding output_padding groups dilation",
               stride=1, padding=0, dilation=1)
-    k, s, p, d = tuple(b["weight"].shape[-2:]), _pair(b["stride"]), _pair(b["padding"]), _pair(b["dilation"])
+    k, s, p, d = tuple(b["weight"].shape[-2:]), _hw_arg(b["stride"]), _hw_arg(b["padding"]), _hw_arg(b["dilation"])
     # output o = i*s - p + j*d: o reads inputs (o + p - d*(k-1))/s .. (o + p)/s; affine only when s == 1
     steps = [_step(Fraction(1, s[i]), Fraction(p[i] - d[i] * (k[i] - 1), s[i]), Fraction(p[i], s[i]),
                    s[i] == 1, _transposed_index(k[i], s[i], p[i], d[i])) for i in range(2)]
@@ -161,7 +162,7 @@ def interpolate(func, args, kwargs, t, g, out):
               scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None, antialias=False)
     if func.__name__ == "upsample_bilinear":
         b["mode"], b["align_corners"] = "bilinear", True
-    scales = _pair(b["scale_factor"]) if b["scale_factor"] is not None and not b["recompute_scale_factor"] \
+    scales = _hw_arg(b["scale_factor"]) if b["scale_factor"] is not None and not b["recompute_scale_factor"] \
         else (None, None)
     steps = [_resample_step(_size_at(g, i - 2), int(out.shape[i - 2]), scales[i], b["mode"],
                             bool(b["align_corners"]), bool(b["antialias"])) for i in range(2)]

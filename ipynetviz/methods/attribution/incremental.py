@@ -64,7 +64,8 @@ def _traced(model: nn.Module):
     return hit or None
 
 
-def _pair(v) -> tuple[int, int]:
+def _hw(v) -> tuple[int, int]:
+    """A conv/pool module attribute (int or pair) as (height, width) ints; the module validated it already."""
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
@@ -236,25 +237,25 @@ class IncrementalRunner:
     def _conv(self, node, m: nn.Conv2d, d: Delta):
         if m.padding_mode != "zeros" or d.base.ndim != 4:
             return None
-        k, s, dil = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)
+        k, s, dil = _hw(m.kernel_size), _hw(m.stride), _hw(m.dilation)
         if isinstance(m.padding, str):
             if m.padding == "valid":
                 pad = (0, 0)
             else:  # "same" puts the odd pixel at the end; the crop needs the leading padding only
                 pad = tuple((dil[i] * (k[i] - 1)) // 2 for i in range(2))
         else:
-            pad = _pair(m.padding)
+            pad = _hw(m.padding)
         return self._spatial(node, d, k, s, pad, dil, 0.0,
                              lambda win: F.conv2d(win, m.weight, m.bias, s, 0, dil, m.groups))
 
     def _pool(self, node, m, d: Delta):
-        k = _pair(m.kernel_size)
-        s = _pair(m.stride if m.stride is not None else m.kernel_size)
-        p = _pair(m.padding)
+        k = _hw(m.kernel_size)
+        s = _hw(m.stride if m.stride is not None else m.kernel_size)
+        p = _hw(m.padding)
         if isinstance(m, nn.MaxPool2d):
             if m.return_indices:
                 return None
-            dil = _pair(m.dilation)
+            dil = _hw(m.dilation)
             return self._spatial(node, d, k, s, p, dil, float("-inf"),
                                  lambda win: F.max_pool2d(win, k, s, 0, dil))
         _, _, H, W = d.base.shape
