@@ -11,7 +11,8 @@ from ipynetviz.engine import Inspector, Selection, hooks_left
 from ipynetviz.methods.units import filters, input_pictures, nearest_neighbours, top_patches
 from ipynetviz.render import gray_tiles
 from ipynetviz.widgets.activation_browser import ActivationBrowser
-from ipynetviz.widgets.filter_grid import FilterGrid, conv_for
+from ipynetviz.widgets.base import conv_for
+from ipynetviz.widgets.filter_grid import FilterGrid
 from ipynetviz.widgets.gallery import PatchGallery
 from tests.conftest import small_cnn
 

@@ -10,39 +10,9 @@ import traitlets
 
 from ..engine import Selection, as_imageset
 from ..engine.errors import InputError, ModelError
-from ..engine.cache import fingerprint
-from ..methods.units import input_pictures, top_patches
+from ..methods.units import input_pictures
 from ..render import gray_tiles, overlay, resize, tile, to_hwc_uint8
-from .base import ClickImage, View, dropdown, guarded
-from .filter_grid import link_selection
-
-
-def spatial_layers(insp) -> list[str]:
-    """Layers whose output is a (C, H, W) map, in forward order."""
-    return [n for n in insp.layers if (s := insp.layer_shape(n)) is not None and len(s) == 3]
-
-
-def scale_for(size: int, target: int) -> int:
-    return max(1, int(round(target / max(size, 1))))
-
-
-class PatchSource:
-    """Top patches of a data set, computed once per layer and shared through the inspector's result cache."""
-
-    def __init__(self, insp, dataset, k: int = 9):
-        self.insp, self.k = insp, int(k)
-        self.data = as_imageset(dataset)
-        self._key = None
-
-    @property
-    def key(self) -> str:
-        if self._key is None:  # content hash: two views over equal images share one scan
-            self._key = fingerprint(self.data.raw(slice(None)))
-        return self._key
-
-    def get(self, layer: str, progress=None):
-        return self.insp.cached("top_patches", {"layer": layer, "k": self.k, "data": self.key}, None,
-                                lambda: top_patches(self.insp, self.data, layer, k=self.k, progress=progress))
+from .base import ClickImage, PatchSource, View, dropdown, guarded, link_selection, scale_for, spatial_layers
 
 
 class ActivationBrowser(View):

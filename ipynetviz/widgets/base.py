@@ -1,4 +1,9 @@
-"""Parts every view is built from: a visible error area, a clickable picture, and latest-wins execution."""
+"""Parts every view is built from: a visible error area, a clickable picture, latest-wins execution, the link to
+the shared selection, the models' locks, and the layer and patch helpers several views use.
+
+Concrete views import only this module (and their own ``*_parts`` / ``*_plots`` helpers) from ``widgets``, never
+another view's module: what two views share lives here.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +18,9 @@ import ipywidgets as W
 import numpy as np
 import traitlets
 
-from ..engine import LatestExecutor, Selection
+from ..engine import LatestExecutor, Selection, as_imageset
+from ..engine.cache import fingerprint
+from ..methods.units import top_patches
 from ..render import TileLayout, to_data_url
 
 _HERE = pathlib.Path(__file__).parent
@@ -106,6 +113,98 @@ class ClickImage(anywidget.AnyWidget):
         """What a browser click at image pixel (x, y) does (for Python-side tests)."""
         n = int(self.click.get("n", 0)) + 1
         self.click = {"x": float(x), "y": float(y), "n": n}
+
+
+def link_selection(view, names: tuple[str, ...]) -> None:
+    """Keep ``view``'s traits ``names`` and its shared selection in step, both ways.
+
+    A view applies a selection change through ``view.accept_<name>(value)`` (it may refuse or translate
+    values, e.g. a filter grid shows conv2 for relu2) and pushes its own changes to the selection; what it
+    does while following the selection is not pushed back, so views never fight over a value.
+    """
+    sel = view.selection
+    following = []
+
+    def from_selection(change):
+        if change["new"] is None:
+            return
+        following.append(True)
+        try:
+            getattr(view, f"accept_{change['name']}")(change["new"])
+        finally:
+            following.pop()
+
+    def to_selection(change):
+        if not following and change["new"] is not None and getattr(sel, change["name"]) != change["new"]:
+            setattr(sel, change["name"], change["new"])
+    sel.observe(from_selection, names=list(names))
+    view.observe(to_selection, names=list(names))
+
+
+@contextlib.contextmanager
+def hold_models(*inspectors):
+    """Hold each inspector's ``model_lock`` while a view's worker runs the models.
+
+    Each view works in its own background thread, but module hooks and the eval guard's saved
+    ``requires_grad`` flags belong to the one shared model, so two views must not run it at the same time.
+    Two models are always locked in one order (by ``id``, each once), so two views over the same pair never
+    wait for each other in a circle.
+    """
+    with contextlib.ExitStack() as stack:
+        for insp in sorted({id(i): i for i in inspectors}.values(), key=id):
+            stack.enter_context(insp.model_lock)
+        yield
+
+
+# ---------------------------------------------------------------- layers and patches several views show
+def spatial_layers(insp) -> list[str]:
+    """Layers whose output is a (C, H, W) map, in forward order."""
+    return [n for n in insp.layers if (s := insp.layer_shape(n)) is not None and len(s) == 3]
+
+
+def conv_for(insp, layer: str | None) -> str | None:
+    """The convolution whose channels ``layer`` shows: itself, or the last conv before it with the same channel
+    count and only channel-preserving layers (ReLU, BatchNorm, pooling) between; None otherwise."""
+    convs = insp.conv_layers
+    if layer in convs:
+        return layer
+    order = insp.layers
+    if layer not in order:
+        return None
+    shape = insp.layer_shape(layer)
+    if not shape or len(shape) != 3:
+        return None
+    for name in reversed(order[:order.index(layer)]):
+        s = insp.layer_shape(name)
+        if not s or len(s) != 3 or s[0] != shape[0]:
+            return None
+        if name in convs:
+            return name
+    return None
+
+
+def scale_for(size: int, target: int) -> int:
+    """The whole-number zoom that brings ``size`` pixels closest to ``target`` screen pixels (at least 1)."""
+    return max(1, int(round(target / max(size, 1))))
+
+
+class PatchSource:
+    """Top patches of a data set, computed once per layer and shared through the inspector's result cache."""
+
+    def __init__(self, insp, dataset, k: int = 9):
+        self.insp, self.k = insp, int(k)
+        self.data = as_imageset(dataset)
+        self._key = None
+
+    @property
+    def key(self) -> str:
+        if self._key is None:  # content hash: two views over equal images share one scan
+            self._key = fingerprint(self.data.raw(slice(None)))
+        return self._key
+
+    def get(self, layer: str, progress=None):
+        return self.insp.cached("top_patches", {"layer": layer, "k": self.k, "data": self.key}, None,
+                                lambda: top_patches(self.insp, self.data, layer, k=self.k, progress=progress))
 
 
 class View(W.VBox):

@@ -8,7 +8,6 @@ image. Below: the matched correlations sorted (Li et al.'s curves) and the layer
 """
 from __future__ import annotations
 
-import contextlib
 import html
 
 import ipywidgets as W
@@ -19,13 +18,11 @@ from ..engine import Selection, as_imageset
 from ..engine.errors import InputError
 from ..methods.correspondence import compare, layer_grid
 from ..render.heatmap import matrix_picture
-from .activation_browser import PatchSource, spatial_layers
-from .base import ClickImage, View, dropdown, guarded
+from .base import (ClickImage, PatchSource, View, conv_for, dropdown, guarded, hold_models, link_selection,
+                   spatial_layers)
 from .correspondence_parts import (MODES, SCOPES, MatrixView, UnitPanel, activation_layers, arrange, first_images,
                                    grid_layers_of, unit_layers)
 from .correspondence_plots import LayerGridPlot, MatchCurve, alignment_note, describe_cell, legend_html, matching_of
-from .filter_grid import conv_for, link_selection
-from .neuron_picker import model_lock
 
 __all__ = ["CorrespondenceMatrix", "MatrixView", "arrange"]
 
@@ -196,37 +193,29 @@ class CorrespondenceMatrix(View):
             self.info.value = f"<i>computing {html.escape(la)} × {html.escape(lb)}…</i>"
 
         def job(ticket):
-            with self._models():
+            with hold_models(*self.insp.values()):
                 for side, layer in (("a", la), ("b", lb)):
                     self._map(side, layer, idx)
             ticket.emit(("maps",))
             ticket.check()
-            with self._models():
+            with hold_models(*self.insp.values()):
                 corr = self._correspondence(la, lb)
             ticket.emit(("corr", corr))
             for side, layer in (("a", la), ("b", lb)):
                 if self.k > 0 and (side, layer) not in self.top:
                     ticket.check()
-                    with self._models():
+                    with hold_models(*self.insp.values()):
                         self.top[side, layer] = self.patches[side].get(layer, progress=lambda d, t: ticket.check())
                     ticket.emit(("patches",))
             if self.grid_layers and len(self.grid_layers[0]) * len(self.grid_layers[1]) > 1 and \
                     self.grid_result is None:
                 ticket.check()
-                with self._models():
+                with hold_models(*self.insp.values()):
                     self.grid_result = layer_grid(self.insp["a"], self.insp["b"], first_images(
                         self.data, self.grid_images), *self.grid_layers)
             return ("grid",)
         self.submit(job, on_result=self._on_piece, on_partial=self._on_piece,
                     busy=f"{la} × {lb} over {len(self.data)} images…")
-
-    @contextlib.contextmanager
-    def _models(self):
-        """Hold both models' locks (views in other threads share the models' hooks and eval state)."""
-        with contextlib.ExitStack() as stack:
-            for insp in sorted({id(i): i for i in self.insp.values()}.values(), key=id):
-                stack.enter_context(model_lock(insp))
-            yield
 
     def _map(self, side: str, layer: str, index: int) -> np.ndarray:
         key = (side, layer, int(index))

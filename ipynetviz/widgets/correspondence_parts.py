@@ -12,9 +12,7 @@ from ..engine.dataset import ImageSet
 from ..engine.errors import InputError
 from ..methods.units import filters, input_pictures
 from ..render import overlay, tile
-from .activation_browser import scale_for, spatial_layers
-from .base import ClickImage
-from .filter_grid import conv_for
+from .base import ClickImage, conv_for, scale_for, spatial_layers
 
 @dataclass(frozen=True, eq=False)
 class MatrixView:

@@ -17,8 +17,7 @@ from ..engine.dataset import ImageSet
 from ..methods.embedding import embed, embed_pixels
 from ..methods.units import input_pictures, nearest_neighbours
 from ..render import resize, tile, to_hwc_uint8, to_png
-from .base import ClickImage, View, dropdown, guarded
-from .filter_grid import link_selection
+from .base import ClickImage, View, dropdown, guarded, link_selection
 
 try:  # WebGL scatter: a separate package (bqplot-gl); SVG dots are used without it
     from bqplot_gl import ScatterGL

@@ -11,54 +11,7 @@ from ..engine import Selection
 from ..engine.errors import InputError, ModelError
 from ..methods.units import filters
 from ..methods.units.filters import MODES, NORMALIZATIONS, ORDERS
-from .base import ClickImage, View, dropdown, guarded
-
-
-def link_selection(view, names: tuple[str, ...]) -> None:
-    """Keep ``view``'s traits ``names`` and its shared selection in step, both ways.
-
-    A view applies a selection change through ``view.accept_<name>(value)`` (it may refuse or translate
-    values, e.g. a filter grid shows conv2 for relu2) and pushes its own changes to the selection; what it
-    does while following the selection is not pushed back, so views never fight over a value.
-    """
-    sel = view.selection
-    following = []
-
-    def from_selection(change):
-        if change["new"] is None:
-            return
-        following.append(True)
-        try:
-            getattr(view, f"accept_{change['name']}")(change["new"])
-        finally:
-            following.pop()
-
-    def to_selection(change):
-        if not following and change["new"] is not None and getattr(sel, change["name"]) != change["new"]:
-            setattr(sel, change["name"], change["new"])
-    sel.observe(from_selection, names=list(names))
-    view.observe(to_selection, names=list(names))
-
-
-def conv_for(insp, layer: str | None) -> str | None:
-    """The convolution whose channels ``layer`` shows: itself, or the last conv before it with the same channel
-    count and only channel-preserving layers (ReLU, BatchNorm, pooling) between; None otherwise."""
-    convs = insp.conv_layers
-    if layer in convs:
-        return layer
-    order = insp.layers
-    if layer not in order:
-        return None
-    shape = insp.layer_shape(layer)
-    if not shape or len(shape) != 3:
-        return None
-    for name in reversed(order[:order.index(layer)]):
-        s = insp.layer_shape(name)
-        if not s or len(s) != 3 or s[0] != shape[0]:
-            return None
-        if name in convs:
-            return name
-    return None
+from .base import ClickImage, View, conv_for, dropdown, guarded, link_selection
 
 
 class FilterGrid(View):

@@ -11,9 +11,7 @@ import traitlets
 from ..engine import Selection
 from ..methods.units import input_pictures, nearest_neighbours
 from ..render import resize, tile, to_hwc_uint8
-from .activation_browser import PatchSource, scale_for
-from .base import ClickImage, View, dropdown, guarded
-from .filter_grid import link_selection
+from .base import ClickImage, PatchSource, View, dropdown, guarded, link_selection, scale_for
 
 _BLANK = np.full((8, 8, 3), 255, np.uint8)
 

@@ -22,10 +22,7 @@ from ..methods.optimize import (L2, TV, Blur, ClipNorm, Jitter, LayerNorm, LogPr
                                 invert, style_transfer, visualize)
 from ..methods.units import input_pictures
 from ..render import tile, to_hwc_uint8, to_png
-from .activation_browser import spatial_layers
-from .base import ClickImage, View, dropdown, guarded
-from .filter_grid import link_selection
-from .neuron_picker import model_lock
+from .base import ClickImage, View, dropdown, guarded, hold_models, link_selection, spatial_layers
 
 MODES = ["class", "unit", "layer", "invert", "dream", "style", "adversarial"]
 NEEDS_IMAGE = {"invert", "dream", "style", "adversarial"}
@@ -278,7 +275,7 @@ class ImageOptimizer(View):
 
         def job(ticket):
             try:
-                with model_lock(self.insp):
+                with hold_models(self.insp):
                     ticket.check()
                     return call(lambda r: ticket.emit(r), lambda: stop.is_set() or ticket.superseded)
             except BaseException:

@@ -3,8 +3,6 @@ the method says drives that unit (gradient, saliency, guided backprop or deconvn
 from __future__ import annotations
 
 import html
-import threading
-import weakref
 
 import ipywidgets as W
 import numpy as np
@@ -15,28 +13,11 @@ from ..engine.errors import InputError, ModelError, SettingError
 from ..methods.attribution import attribute
 from ..methods.units import input_pictures
 from ..render import colorize, gray_tiles, resize, tile, to_hwc_uint8
-from .activation_browser import scale_for, spatial_layers
-from .base import ClickImage, View, dropdown, guarded
-from .filter_grid import link_selection
+from .base import ClickImage, View, dropdown, guarded, hold_models, link_selection, scale_for, spatial_layers
 
 METHODS = {"guided backprop": "guided_backprop", "gradient": "gradient", "saliency": "saliency",
            "deconvnet": "deconvnet"}
 SHOWN = 192  # display size of the image, the map and the visualization, in screen pixels
-
-_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def model_lock(insp) -> threading.RLock:
-    """One lock per inspector, held by these views while they run the model.
-
-    Each view works in its own background thread, but module hooks and the eval guard's saved
-    ``requires_grad`` flags belong to the one shared model, so two views must not run it at the same time.
-    """
-    lock = getattr(insp, "model_lock", None)  # an engine-wide lock, once the Inspector offers one
-    if lock is None:
-        lock = _LOCKS.setdefault(insp, threading.RLock())
-    return lock
-
 
 class NeuronPicker(View):
     """Explain one unit of one layer on one image, live: click an image, a feature map or a position.
@@ -170,7 +151,7 @@ class NeuronPicker(View):
 
         def job(ticket):
             raw = self.images.raw([index])
-            with model_lock(self.insp):
+            with hold_models(self.insp):
                 ticket.check()
                 if self.acts_key != (index, layer):
                     acts = self.insp.activations(raw, [layer])[layer][0].float().numpy()

@@ -16,9 +16,7 @@ from ..engine import Class, Selection, as_imageset
 from ..methods.attribution import occlusion
 from ..methods.units import input_pictures
 from ..render import resize, tile, to_hwc_uint8
-from .base import ClickImage, View, dropdown, guarded
-from .filter_grid import link_selection
-from .neuron_picker import model_lock
+from .base import ClickImage, View, dropdown, guarded, hold_models, link_selection
 
 FILL_CHOICES = [("zero", "zero"), ("image mean", "mean"), ("blurred", "blur"), ("grey", (0.5, 0.5, 0.5))]
 SHOWN = 256  # display size of the heat map and the occluded image, in screen pixels
@@ -150,7 +148,7 @@ class OcclusionExplorer(View):
 
         def job(ticket):
             raw = self.images.raw([index])
-            with model_lock(self.insp):
+            with hold_models(self.insp):
                 ticket.check()
                 return occlusion(
                     self.insp, raw, target=None if target is None else Class(target), window=window,
@@ -207,7 +205,7 @@ class OcclusionExplorer(View):
         y0, y1, x0, x1 = self.result.box(gy, gx)
         self.heatmap.box = [y0, x0, y1, x1]
         x = self.result.occluded(0, gy, gx)
-        with model_lock(self.insp):
+        with hold_models(self.insp):
             probs, _ = self.insp.predict(x.to(self.insp.device))
         picture = self.insp.pictures(x, channels_last=True)[0]
         self.occluded.scale = SHOWN / max(picture.shape[:2])
