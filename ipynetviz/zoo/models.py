@@ -18,8 +18,8 @@ class ModelSpec:
     Args:
         name: zoo name, e.g. ``"shapes-cnn"``.
         input_size: (C, H, W) the network was trained on.
-        dataset: the zoo data set it was trained on (``"shapes"`` or ``"digits"``).
-        conv1_kernel: side of the first-layer filters (the ones a filter grid shows).
+        dataset: the zoo data set it was trained on (``"shapes"``, ``"digits"`` or ``"mnist"``).
+        conv1_kernel: side of the first-layer filters (the ones a filter grid shows; 0: no conv layer).
     """
 
     name: str
@@ -31,6 +31,9 @@ class ModelSpec:
 SPECS = {
     "shapes-cnn": ModelSpec("shapes-cnn", (3, 64, 64), "shapes", 7),
     "digits-cnn": ModelSpec("digits-cnn", (1, 32, 32), "digits", 5),
+    # the two MNIST nets of Deep Compression (Han et al. 2016, Tables 2 and 3)
+    "lenet-300-100": ModelSpec("lenet-300-100", (1, 28, 28), "mnist", 0),
+    "lenet-5": ModelSpec("lenet-5", (1, 28, 28), "mnist", 5),
 }
 
 
@@ -102,4 +105,55 @@ def digits_cnn(num_classes: int = 10) -> nn.Sequential:
     return nn.Sequential(layers)
 
 
-BUILDERS = {"shapes-cnn": shapes_cnn, "digits-cnn": digits_cnn}
+def lenet_300_100(num_classes: int = 10) -> nn.Sequential:
+    """LeNet-300-100 for 1x28x28 input: fully connected 784-300-100-10 with ReLUs (266,610 parameters).
+
+    Args:
+        num_classes: outputs of ``fc3``.
+
+    Returns:
+        An untrained ``nn.Sequential`` (``flatten, fc1, relu1, fc2, relu2, fc3``).
+
+    Example:
+        >>> import torch
+        >>> m = lenet_300_100()
+        >>> m(torch.zeros(2, 1, 28, 28)).shape, sum(p.numel() for p in m.parameters())
+        (torch.Size([2, 10]), 266610)
+    """
+    return nn.Sequential(OrderedDict([
+        ("flatten", nn.Flatten()),
+        ("fc1", nn.Linear(784, 300)), ("relu1", nn.ReLU()),
+        ("fc2", nn.Linear(300, 100)), ("relu2", nn.ReLU()),
+        ("fc3", nn.Linear(100, num_classes)),
+    ]))
+
+
+def lenet_5(num_classes: int = 10) -> nn.Sequential:
+    """LeNet-5 as Caffe's MNIST example and Deep Compression use it (431,080 parameters).
+
+    conv 20@5x5, max pool 2, conv 50@5x5, max pool 2, fc 800-500, ReLU, fc 500-10. As in Caffe's
+    ``lenet_train_test.prototxt`` the only nonlinearity is the ReLU after ``fc1`` (the conv layers are
+    followed by pooling only), so the weight counts match the paper's Table 3.
+
+    Args:
+        num_classes: outputs of ``fc2``.
+
+    Returns:
+        An untrained ``nn.Sequential`` (``conv1, pool1, conv2, pool2, flatten, fc1, relu1, fc2``).
+
+    Example:
+        >>> import torch
+        >>> m = lenet_5()
+        >>> m(torch.zeros(2, 1, 28, 28)).shape, sum(p.numel() for p in m.parameters())
+        (torch.Size([2, 10]), 431080)
+    """
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(1, 20, 5)), ("pool1", nn.MaxPool2d(2)),      # 28 -> 24 -> 12
+        ("conv2", nn.Conv2d(20, 50, 5)), ("pool2", nn.MaxPool2d(2)),     # 12 -> 8 -> 4
+        ("flatten", nn.Flatten()),
+        ("fc1", nn.Linear(800, 500)), ("relu1", nn.ReLU()),
+        ("fc2", nn.Linear(500, num_classes)),
+    ]))
+
+
+BUILDERS = {"shapes-cnn": shapes_cnn, "digits-cnn": digits_cnn, "lenet-300-100": lenet_300_100, "lenet-5": lenet_5}

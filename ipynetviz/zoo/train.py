@@ -78,7 +78,17 @@ DEFAULTS = {
     # stronger conv1 decay for smooth filters (2.0 gave 0.15-0.4).
     "digits-cnn": TrainConfig("digits-cnn", 0, epochs=40, batch_size=64, lr=2e-3, weight_decay_conv1=5.0,
                               weight_decay=0.05, symmetries=False, max_shift=2, warmup_epochs=8),
+    # Deep Compression's MNIST nets on the 4,000 training digits of zoo.mnist: shifts only (no flips), mild
+    # decay everywhere (weight decay makes small weights smaller, which is what magnitude pruning wants)
+    "lenet-300-100": TrainConfig("lenet-300-100", 0, epochs=30, batch_size=64, lr=1e-3, weight_decay_conv1=0.05,
+                                 weight_decay=0.05, symmetries=False, max_shift=2, warmup_epochs=1),
+    "lenet-5": TrainConfig("lenet-5", 0, epochs=30, batch_size=64, lr=1e-3, weight_decay_conv1=0.05,
+                           weight_decay=0.05, symmetries=False, max_shift=2, warmup_epochs=1),
 }
+
+
+# the compression lab needs one run of each LeNet (and the package stays a few MB)
+SHIPPED_SEEDS = {"lenet-300-100": [0], "lenet-5": [0]}
 
 
 def load_split(config: TrainConfig, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -87,6 +97,9 @@ def load_split(config: TrainConfig, split: str) -> tuple[np.ndarray, np.ndarray]
     if dataset == "shapes":
         n = config.n_train if split == "train" else config.n_test
         return data.shapes(n, split=split, size=SPECS[config.name].input_size[-1], seed=config.data_seed)
+    if dataset == "mnist":
+        images, labels = data.mnist(split=split, seed=config.data_seed)
+        return (images[:config.n_train], labels[:config.n_train]) if split == "train" else (images, labels)
     images, labels = data.digits(split=split, seed=config.data_seed)
     return (images[:config.n_train], labels[:config.n_train]) if split == "train" else (images, labels)
 
@@ -106,9 +119,10 @@ def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
             decayed.append(p)
         else:
             plain.append(p)
-    return [{"params": conv1, "weight_decay": config.weight_decay_conv1},
-            {"params": decayed, "weight_decay": config.weight_decay},
-            {"params": plain, "weight_decay": 0.0}]
+    groups = [{"params": conv1, "weight_decay": config.weight_decay_conv1},
+              {"params": decayed, "weight_decay": config.weight_decay},
+              {"params": plain, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]  # (LeNet-300-100 has no conv1)
 
 
 def train(config: TrainConfig, device: str = "cpu", log=print) -> tuple[nn.Module, dict]:
@@ -175,12 +189,13 @@ def train(config: TrainConfig, device: str = "cpu", log=print) -> tuple[nn.Modul
         "seed": config.seed,
         "test_accuracy": result.accuracy,
         "test_images": len(x_test),
-        "conv1_smoothness": filter_smoothness(model.conv1.weight),
+        "conv1_smoothness": filter_smoothness(model.conv1.weight) if hasattr(model, "conv1") else None,
         "dead_units": result.dead_units,
         "units": result.units,
         "mean": mean,
         "std": std,
         "class_names": data.shapes_classes if SPECS[config.name].dataset == "shapes" else data.digits_classes,
+        "dataset": SPECS[config.name].dataset,
         "input_size": list(SPECS[config.name].input_size),
         "train_seconds": round(train_seconds, 1),
         "device": str(dev),
@@ -204,15 +219,18 @@ def save(model: nn.Module, metrics: dict, directory: Path = WEIGHTS_DIR) -> Path
 def summary(metrics: dict) -> str:
     """One line per model: accuracy, smoothness, dead units per conv layer."""
     dead = ", ".join(f"{n} {d}/{metrics['units'][n]}" for n, d in metrics["dead_units"].items())
+    smooth = metrics["conv1_smoothness"]
+    smooth = "n/a" if smooth is None else f"{smooth:.3f}"
     return (f"{metrics['name']} seed {metrics['seed']}: test accuracy {100 * metrics['test_accuracy']:.2f}% "
             f"on {metrics['test_images']} fresh test images, conv1 smoothness "
-            f"{metrics['conv1_smoothness']:.3f}, dead units {dead} ({metrics['train_seconds']:.0f} s)")
+            f"{smooth}, dead units {dead} ({metrics['train_seconds']:.0f} s)")
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULTS), choices=list(DEFAULTS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="default: the shipped seeds (0 and 1; the LeNets: 0)")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where weights and metrics go")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
@@ -231,12 +249,12 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     lines = []
     for name in args.models:
-        for seed in args.seeds:
+        for seed in args.seeds or SHIPPED_SEEDS.get(name, [0, 1]):
             config = replace(DEFAULTS[name], seed=seed, **overrides)
             model, metrics = train(config, device=args.device)
             if not args.no_save:
                 save(model, metrics, args.out)
-                if args.pictures is not None and seed == 0:
+                if args.pictures is not None and seed == 0 and hasattr(model, "conv1"):
                     save_filter_grid(model.conv1.weight, args.pictures / f"filters_{name}.png", scale=10, pad=3)
             lines.append(summary(metrics))
             print(lines[-1], flush=True)
