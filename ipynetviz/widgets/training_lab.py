@@ -20,8 +20,8 @@ from ..engine import Inspector, Selection
 from ..engine.errors import SettingError
 from ..methods import training as T
 from ..render import gray_tiles, tile
-from .base import ClickImage, View, dropdown, guarded
-from .filter_grid import FilterGrid, link_selection
+from .base import ClickImage, View, conv_for, dropdown, guarded, link_selection
+from .filter_grid import FilterGrid
 from .training_plots import Curves, Histogram, RatioBars
 
 
@@ -308,7 +308,6 @@ class TrainingLab(View):
     def _weight_layer(self, row: dict) -> str:
         names = [k for k in row if k != "step"]
         if self.view_insp is not None and self.layer:
-            from .filter_grid import conv_for
             conv = conv_for(self.view_insp, self.layer)
             if conv in names:
                 return conv
