@@ -112,7 +112,7 @@ def test_results_share_one_naming_rule_one_render_verb_and_to_numpy():
                for name in getattr(M, sub).__all__ if isinstance(obj := getattr(getattr(M, sub), name), type)
                and dataclasses.is_dataclass(obj)}
     for name in results:
-        assert name.endswith("Result") or name in ("UnitPatches", "EmbeddingFrame"), name
+        assert name.endswith(("Result", "Options")) or name in ("UnitPatches", "EmbeddingFrame"), name
     insp = Inspector(small_cnn(), input_size=(3, 32, 32), device="cpu")
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     made = [M.saliency(insp, x, 0), M.occlusion(insp, x[:1], 0, window=16, stride=16), M.filters(insp, "conv1"),

@@ -9,16 +9,30 @@ import torch
 __all__ = ["OptimizationResult", "InversionResult", "StyleResult", "DreamResult", "AdversarialResult"]
 
 
-def _render(images: np.ndarray, scale: int = 1) -> np.ndarray:
-    """The pictures in one row (1 px gaps) as uint8 (H, W, 3)."""
-    from ipynetviz.render import tile  # rendering is only needed for display
+class _Pictures:
+    """What every optimiser's result shares: ``images`` (N, C, H, W) uint8 and ``interrupted``."""
 
-    n = len(images)
-    return tile(images, ncols=n, pad=0 if n == 1 else 1, scale=scale)[0]
+    images: np.ndarray
+    interrupted: bool
+
+    def to_numpy(self) -> np.ndarray:
+        """The pictures as uint8 (N, C, H, W)."""
+        return self.images
+
+    def render(self, i: int | None = None, scale: int = 1) -> np.ndarray:
+        """Picture ``i`` (default: all of them in one row, 1 px gaps) as one uint8 (H, W, 3) image."""
+        from ipynetviz.render import tile  # rendering is only needed for display
+
+        images = self.images if i is None else self.images[i:i + 1]
+        n = len(images)
+        return tile(images, ncols=n, pad=0 if n == 1 else 1, scale=scale)[0]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
 
 
 @dataclass(frozen=True, eq=False)
-class OptimizationResult:
+class OptimizationResult(_Pictures):
     """A picture made by gradient ascent (one per objective), with its history.
 
     Attributes:
@@ -42,21 +56,6 @@ class OptimizationResult:
     steps_done: int
     descriptions: tuple
 
-    @property
-    def complete(self) -> bool:
-        """False when a cancel stopped the run early (the house-wide meaning, see ipynetviz.engine.control)."""
-        return not self.interrupted
-
-    def to_numpy(self) -> np.ndarray:
-        """The pictures as uint8 (N, C, H, W)."""
-        return self.images
-
-    def render(self, scale: int = 1) -> np.ndarray:
-        """All pictures side by side as one uint8 (H, W, 3) image."""
-        return _render(self.images, scale)
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,7 +86,7 @@ class StyleResult(OptimizationResult):
 
 
 @dataclass(frozen=True, eq=False)
-class DreamResult:
+class DreamResult(_Pictures):
     """A DeepDream picture and the layer's activation size at every step of every octave.
 
     Attributes:
@@ -108,20 +107,10 @@ class DreamResult:
     interrupted: bool
     steps_done: int
 
-    @property
-    def complete(self) -> bool:
-        """False when a cancel stopped the run early (the house-wide meaning, see ipynetviz.engine.control)."""
-        return not self.interrupted
-
-    def to_numpy(self) -> np.ndarray:
-        return self.images
-
-    def render(self, scale: int = 1) -> np.ndarray:
-        return _render(self.images, scale)
 
 
 @dataclass(frozen=True, eq=False)
-class AdversarialResult:
+class AdversarialResult(_Pictures):
     """Adversarial images (FGSM for one step, PGD for more) and how well they fooled the network.
 
     Perturbation sizes are in pixel units ([0, 1] per channel), whatever the model's normalisation.
@@ -171,13 +160,3 @@ class AdversarialResult:
         """Accuracy on the adversarial images against ``labels``."""
         return float((self.adv_pred == self.labels).mean())
 
-    @property
-    def complete(self) -> bool:
-        """False when a cancel stopped the run early (the house-wide meaning, see ipynetviz.engine.control)."""
-        return not self.interrupted
-
-    def to_numpy(self) -> np.ndarray:
-        return self.images
-
-    def render(self, scale: int = 1) -> np.ndarray:
-        return _render(self.images, scale)
