@@ -11,7 +11,7 @@ import traitlets
 from ..engine import Selection, as_imageset
 from ..engine.errors import InputError, ModelError
 from ..methods.units import input_pictures
-from ..render import gray_tiles, overlay, resize, tile, to_hwc_uint8
+from ..render import gray_tiles, overlay, tile
 from .base import ClickImage, PatchSource, View, dropdown, guarded, link_selection, scale_for, spatial_layers
 
 
@@ -69,11 +69,7 @@ class ActivationBrowser(View):
         self.index_picker.add_class("t-activations-index")
         self.per_map_box = W.Checkbox(value=per_map, description="scale each map", indent=False)
         self.per_map_box.add_class("t-activations-permap")
-        shown = input_pictures(insp, self.images, range(min(n, max_thumbs)))
-        thumbs, self.thumb_layout = tile([resize(to_hwc_uint8(p), (32, 32), smooth=True) for p in shown],
-                                         ncols=16, pad=2)
-        self.thumbs = ClickImage(css_class="t-activations-thumbs")
-        self.thumbs.set_image(thumbs, self.thumb_layout)
+        self._build_thumbs(self.images, max_thumbs, 32, "t-activations-thumbs")
         self.maps = ClickImage(css_class="t-activations-maps")
         self.large = ClickImage(css_class="t-activations-large")
         self.patch_view = ClickImage(css_class="t-activations-patches")
@@ -85,7 +81,6 @@ class ActivationBrowser(View):
         W.link((self.layer_picker, "value"), (self, "layer"))
         W.link((self.index_picker, "value"), (self, "image_index"))
         W.link((self.per_map_box, "value"), (self, "per_map"))
-        self.thumbs.observe(self._on_thumb, names="click")
         self.maps.observe(self._on_map, names="click")
         self.large.observe(self._on_large, names="click")
         self.patch_view.observe(self._on_patch, names="click")
@@ -102,21 +97,11 @@ class ActivationBrowser(View):
             self.selection.layer = self.layer
         self._refresh()
 
-    # ------------------------------------------------------------ selection in
-    def accept_channel(self, channel: int) -> None:
-        shape = self.insp.layer_shape(self.layer)
-        if self.selection.layer in (None, self.layer) and shape and 0 <= channel < shape[0]:
-            self.channel = int(channel)
-
-    def accept_image_index(self, index: int) -> None:
-        if 0 <= index < len(self.images):
-            self.image_index = int(index)
-
     # ------------------------------------------------------------ work
     @guarded
     def _refresh(self, change=None) -> None:
         layer, index = self.layer, self.image_index
-        self.thumbs.selected = index if index < self.thumb_layout.n else -1
+        self._mark_thumb(index)
         shape = self.insp.layer_shape(layer)
         if self.channel is not None and shape and self.channel >= shape[0]:
             self.channel = None
@@ -192,8 +177,7 @@ class ActivationBrowser(View):
     def _on_map(self, change) -> None:
         i = self.maps.tile_of(change["new"])
         if i is not None:
-            if self.selection.layer != self.layer:
-                self.selection.layer = self.layer
+            self._claim_layer()
             self.channel = i
 
     @guarded
@@ -217,5 +201,4 @@ class ActivationBrowser(View):
 
     def click_map(self, channel: int) -> None:
         """Click the middle of ``channel``'s map tile (what a browser click does; for scripts and tests)."""
-        y, x = self.map_layout.origin(channel)
-        self.maps.simulate_click(x + self.map_layout.tile_w / 2, y + self.map_layout.tile_h / 2)
+        self.maps.click_tile(channel)

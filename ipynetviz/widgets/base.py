@@ -20,8 +20,8 @@ import traitlets
 
 from ..engine import LatestExecutor, Selection, as_imageset
 from ..engine.cache import fingerprint
-from ..methods.units import top_patches
-from ..render import TileLayout, to_data_url
+from ..methods.units import input_pictures, top_patches
+from ..render import TileLayout, resize, tile, to_data_url, to_hwc_uint8
 
 _HERE = pathlib.Path(__file__).parent
 
@@ -113,6 +113,12 @@ class ClickImage(anywidget.AnyWidget):
         """What a browser click at image pixel (x, y) does (for Python-side tests)."""
         n = int(self.click.get("n", 0)) + 1
         self.click = {"x": float(x), "y": float(y), "n": n}
+
+    def click_tile(self, i: int) -> None:
+        """Click the middle of mosaic tile ``i`` (what a browser click does; for scripts and tests)."""
+        layout = TileLayout(**self.layout)
+        y, x = layout.origin(i)
+        self.simulate_click(x + layout.tile_w / 2, y + layout.tile_h / 2)
 
 
 def link_selection(view, names: tuple[str, ...]) -> None:
@@ -246,13 +252,55 @@ class View(W.VBox):
         return self.executor.submit(job, on_result=done, on_error=failed,
                                     on_partial=partial if on_partial is not None else None)
 
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Block until background work is finished (scripts and tests)."""
+        return self.executor.wait_idle(timeout)
+
+    # ------------------------------------------------------------ following the shared selection
     def accept_layer(self, layer: str) -> None:
         """Follow a layer chosen elsewhere when this view offers it (``self.layers``)."""
         if layer in self.layers:
             self.layer = layer
 
+    def accept_channel(self, channel: int) -> None:
+        """Follow a channel chosen elsewhere on this view's layer (or on no layer yet) when the layer has it."""
+        if self.selection.layer in (None, self.layer) and 0 <= channel < self._channels(self.layer):
+            self.channel = int(channel)
+
+    def accept_image_index(self, index: int) -> None:
+        """Follow an image chosen elsewhere when it is one of this view's images."""
+        if 0 <= index < self.image_count():
+            self.image_index = int(index)
+
+    def image_count(self) -> int:
+        """How many images ``image_index`` can point at: ``len(self.images)``, 0 for a view without images."""
+        images = getattr(self, "images", None)
+        return 0 if images is None else len(images)
+
     def _channels(self, layer: str) -> int:
         return int(self.insp.layer_shape(layer)[0])
+
+    def _claim_layer(self) -> None:
+        """Put this view's layer in the shared selection (before a unit picked here goes there, or when the
+        view moves to another layer), so views that show another layer follow where they can."""
+        if self.selection.layer != self.layer:
+            self.selection.layer = self.layer
+
+    # ------------------------------------------------------------ the thumbnail strip
+    def _build_thumbs(self, images, max_thumbs: int, size: int, css_class: str) -> np.ndarray:
+        """Make ``self.thumbs``: the first ``max_thumbs`` images, ``size`` pixels square, 16 to a row; a click
+        selects that image. Returns the (N, C, H, W) uint8 pictures drawn (at the model input's size)."""
+        pictures = input_pictures(self.insp, images, range(min(len(images), max_thumbs)))
+        strip, self.thumb_layout = tile([resize(to_hwc_uint8(p), (size, size), smooth=True) for p in pictures],
+                                        ncols=16, pad=2)
+        self.thumbs = ClickImage(css_class=css_class)
+        self.thumbs.set_image(strip, self.thumb_layout)
+        self.thumbs.observe(self._on_thumb, names="click")
+        return pictures
+
+    def _mark_thumb(self, index: int) -> None:
+        """Outline image ``index`` in the strip (nothing when it is past the strip's end)."""
+        self.thumbs.selected = index if index < self.thumb_layout.n else -1
 
     @guarded
     def _on_thumb(self, change) -> None:
@@ -260,10 +308,6 @@ class View(W.VBox):
         i = self.thumbs.tile_of(change["new"])
         if i is not None:
             self.image_index = i
-
-    def wait(self, timeout: float = 60.0) -> bool:
-        """Block until background work is finished (scripts and tests)."""
-        return self.executor.wait_idle(timeout)
 
 
 def dropdown(options, value, description: str, css_class: str, **kw) -> W.Dropdown:

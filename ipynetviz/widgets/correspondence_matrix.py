@@ -161,10 +161,8 @@ class CorrespondenceMatrix(View):
                              f"pick one of {self.layers[side][:10]}")
         return layer
 
-    def accept_image_index(self, index: int) -> None:
-        """Follow the shared image when it is one of this view's images."""
-        if 0 <= index < len(self.data):
-            self.image_index = int(index)
+    def image_count(self) -> int:
+        return len(self.data)
 
     @traitlets.validate("layer_a", "layer_b")
     def _valid_layer(self, proposal):

@@ -209,8 +209,7 @@ class EmbeddingScatter(View):
         key = (self.layer, self.method)
         if change is not None and change["name"] == "layer" and self.layer != PIXELS:
             self.feature_layer = self.layer
-            if self.selection.layer != self.layer:
-                self.selection.layer = self.layer
+            self._claim_layer()
             if self.image_index is not None:
                 self._show_image()  # neighbours in the new feature space
         if key in self._cache:
@@ -308,9 +307,8 @@ class EmbeddingScatter(View):
         return [palette[int(round(c))] for c in self.scatter.color]
 
     # ------------------------------------------------------------ interaction
-    def accept_image_index(self, index: int) -> None:
-        if 0 <= index < len(self.data):
-            self.image_index = int(index)
+    def image_count(self) -> int:
+        return len(self.data)
 
     @guarded
     def _on_hover(self, mark, event) -> None:

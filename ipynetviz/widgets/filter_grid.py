@@ -139,5 +139,4 @@ class FilterGrid(View):
 
     def click_tile(self, i: int) -> None:
         """Click the middle of tile ``i`` (what a browser click does; for scripts and tests)."""
-        y, x = self.layout_.origin(i)
-        self.mosaic.simulate_click(x + self.layout_.tile_w / 2, y + self.layout_.tile_h / 2)
+        self.mosaic.click_tile(i)

@@ -96,15 +96,8 @@ class PatchGallery(View):
             self.image_index = self.selection.image_index
         self._refresh()
 
-    # ------------------------------------------------------------ selection in
-    def accept_channel(self, channel: int) -> None:
-        shape = self.insp.layer_shape(self.layer)
-        if self.selection.layer in (None, self.layer) and shape and 0 <= channel < shape[0]:
-            self.channel = int(channel)
-
-    def accept_image_index(self, index: int) -> None:
-        if 0 <= index < len(self.data):
-            self.image_index = int(index)
+    def image_count(self) -> int:
+        return len(self.data)
 
     # ------------------------------------------------------------ work
     @guarded
@@ -179,8 +172,7 @@ class PatchGallery(View):
     @guarded
     def _on_channel_box(self, change) -> None:
         if self.channel != change["new"]:
-            if self.selection.layer != self.layer:
-                self.selection.layer = self.layer
+            self._claim_layer()
             self.channel = int(change["new"])
 
     @guarded

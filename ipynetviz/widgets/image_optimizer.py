@@ -169,12 +169,9 @@ class ImageOptimizer(View):
 
     # ------------------------------------------------------------ selection in
     def accept_channel(self, channel: int) -> None:
+        """Follow a channel chosen elsewhere, whichever layer it was chosen on (unlike the other views)."""
         if 0 <= channel < self._channels(self.layer):
             self.channel = int(channel)
-
-    def accept_image_index(self, index: int) -> None:
-        if self.images is not None and 0 <= index < len(self.images):
-            self.image_index = int(index)
 
     def accept_target(self, target: int) -> None:
         if 0 <= target < len(self.class_names):

@@ -12,7 +12,7 @@ from ..engine import Selection, Unit, as_imageset
 from ..engine.errors import InputError, ModelError, SettingError
 from ..methods.attribution import attribute
 from ..methods.units import input_pictures
-from ..render import colorize, gray_tiles, resize, tile, to_hwc_uint8
+from ..render import colorize, gray_tiles, tile, to_hwc_uint8
 from .base import ClickImage, View, dropdown, guarded, hold_models, link_selection, scale_for, spatial_layers
 
 METHODS = {"guided backprop": "guided_backprop", "gradient": "gradient", "saliency": "saliency",
@@ -74,11 +74,7 @@ class NeuronPicker(View):
         self.whole = W.Button(description="whole map", tooltip="explain the mean of the whole feature map",
                               layout=W.Layout(width="100px"))
         self.whole.add_class("t-neuronpicker-whole")
-        pictures = input_pictures(insp, self.images, range(min(n, max_thumbs)))
-        thumbs, self.thumb_layout = tile([resize(to_hwc_uint8(p), (40, 40), smooth=True) for p in pictures],
-                                         ncols=16, pad=2)
-        self.thumbs = ClickImage(css_class="t-neuronpicker-thumbs")
-        self.thumbs.set_image(thumbs, self.thumb_layout)
+        self._build_thumbs(self.images, max_thumbs, 40, "t-neuronpicker-thumbs")
         self.image_view = ClickImage(css_class="t-neuronpicker-image")
         self.map_view = ClickImage(css_class="t-neuronpicker-map")
         self.result_view = ClickImage(css_class="t-neuronpicker-result")
@@ -96,7 +92,6 @@ class NeuronPicker(View):
         W.link((self.layer_picker, "value"), (self, "layer"))
         W.link((self.channel_picker, "value"), (self, "channel"))
         W.link((self.method_picker, "value"), (self, "method"))
-        self.thumbs.observe(self._on_thumb, names="click")
         self.maps.observe(self._on_map_tile, names="click")
         self.map_view.observe(self._on_map_position, names="click")
         self.whole.on_click(lambda _: setattr(self, "position", None))
@@ -112,14 +107,6 @@ class NeuronPicker(View):
         self._refresh()
 
     # ------------------------------------------------------------ selection in
-    def accept_channel(self, channel: int) -> None:
-        if self.selection.layer in (None, self.layer) and 0 <= channel < self._channels(self.layer):
-            self.channel = int(channel)
-
-    def accept_image_index(self, index: int) -> None:
-        if 0 <= index < len(self.images):
-            self.image_index = int(index)
-
     def accept_position(self, position) -> None:
         h, w = self.insp.layer_shape(self.layer)[1:]
         if self.selection.layer in (None, self.layer) and 0 <= position[0] < h and 0 <= position[1] < w:
@@ -145,7 +132,7 @@ class NeuronPicker(View):
     @guarded
     def _refresh(self, change=None) -> None:
         index, layer, method, target = self.image_index, self.layer, self.method, self.target()
-        self.thumbs.selected = index if index < self.thumb_layout.n else -1
+        self._mark_thumb(index)
         key = {"image_index": index, "layer": layer, "channel": target.channel, "method": method,
                "position": None if target.y is None else [target.y, target.x]}
 
@@ -211,8 +198,7 @@ class NeuronPicker(View):
     def _on_map_tile(self, change) -> None:
         i = self.maps.tile_of(change["new"])
         if i is not None:
-            if self.selection.layer != self.layer:
-                self.selection.layer = self.layer
+            self._claim_layer()
             with self.hold_trait_notifications():
                 self.position = None
                 self.channel = i
@@ -226,8 +212,7 @@ class NeuronPicker(View):
 
     def click_map(self, channel: int) -> None:
         """Click the middle of ``channel``'s tile in the maps mosaic (what a browser click does)."""
-        y, x = self.map_layout.origin(channel)
-        self.maps.simulate_click(x + self.map_layout.tile_w / 2, y + self.map_layout.tile_h / 2)
+        self.maps.click_tile(channel)
 
 
 METHODS_LABEL = {v: k for k, v in METHODS.items()}

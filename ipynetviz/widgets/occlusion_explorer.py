@@ -15,7 +15,7 @@ import traitlets
 from ..engine import Class, Selection, as_imageset
 from ..methods.attribution import occlusion
 from ..methods.units import input_pictures
-from ..render import resize, tile, to_hwc_uint8
+from ..render import to_hwc_uint8
 from .base import ClickImage, View, dropdown, guarded, hold_models, link_selection
 
 FILL_CHOICES = [("zero", "zero"), ("image mean", "mean"), ("blurred", "blur"), ("grey", (0.5, 0.5, 0.5))]
@@ -60,15 +60,11 @@ class OcclusionExplorer(View):
         self.batch_size = batch_size
         self.result = None
         n = len(self.images)
-        pictures = input_pictures(insp, self.images, range(min(n, max_thumbs)))
+        pictures = self._build_thumbs(self.images, max_thumbs, 40, "t-occlusion-thumbs")
         size = int(min(pictures.shape[-2:]))
         self.image_size = tuple(int(s) for s in pictures.shape[-2:])
         names = insp.class_names or [str(i) for i in range(insp.num_classes or 0)]
         self.class_names = names
-        thumbs, self.thumb_layout = tile([resize(to_hwc_uint8(p), (40, 40), smooth=True) for p in pictures],
-                                         ncols=16, pad=2)
-        self.thumbs = ClickImage(css_class="t-occlusion-thumbs")
-        self.thumbs.set_image(thumbs, self.thumb_layout)
         self.window_slider = W.IntSlider(value=min(window, size), min=1, max=size, description="window",
                                          continuous_update=True)
         self.window_slider.add_class("t-occlusion-window")
@@ -105,7 +101,6 @@ class OcclusionExplorer(View):
         self.stride = stride
         self.fill = fill
         self.target = target
-        self.thumbs.observe(self._on_thumb, names="click")
         self.heatmap.observe(self._on_heatmap_click, names="click")
         self.observe(self._refresh, names=["image_index", "window", "stride", "fill", "target"])
         self.observe(self._show_cell, names="cell")
@@ -117,10 +112,6 @@ class OcclusionExplorer(View):
         self._refresh()
 
     # ------------------------------------------------------------ selection in
-    def accept_image_index(self, index: int) -> None:
-        if 0 <= index < len(self.images):
-            self.image_index = int(index)
-
     def accept_target(self, target: int) -> None:
         if 0 <= target < len(self.class_names):
             self.target = int(target)
@@ -136,7 +127,7 @@ class OcclusionExplorer(View):
     def _refresh(self, change=None) -> None:
         want = self.settings()
         index, window, stride, fill, target = (self.image_index, self.window, self.stride, self.fill, self.target)
-        self.thumbs.selected = index if index < self.thumb_layout.n else -1
+        self._mark_thumb(index)
         self.cell = None
         # never leave a heat map of other settings on screen: show the bare image until the new one arrives
         picture = to_hwc_uint8(input_pictures(self.insp, self.images, [index])[0])
