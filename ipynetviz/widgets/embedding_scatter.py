@@ -101,8 +101,21 @@ class EmbeddingScatter(View):
         self._pictures: dict[int, np.ndarray] = {}
         self.neighbours = None
         self.nn_executor = LatestExecutor(synchronous=synchronous, name="ipynetviz-neighbours")
+        self._build_controls(start, method)
+        self._build_plot()
+        self._build_details()
+        self.body.children = [
+            W.HBox([self.layer_picker, self.method_picker, self.tool_picker]),
+            W.HBox([self.progress, self.cancel_button, self.summary]),
+            W.HBox([W.VBox([self.figure, self.legend, self.notes]), self.details])]
+        self._wire(start, method)
+        self._colour_points()
+        self._recompute()
 
-        self.layer_picker = dropdown([PIXELS, *insp.layers], start, "space", "t-embedding-layer")
+    # ------------------------------------------------------------ parts
+    def _build_controls(self, start: str, method: str) -> None:
+        """The space and method pickers, the click / brush / lasso tool, progress, cancel and the text lines."""
+        self.layer_picker = dropdown([PIXELS, *self.insp.layers], start, "space", "t-embedding-layer")
         self.method_picker = W.ToggleButtons(options=[("PCA", "pca"), ("t-SNE", "tsne")], value=method,
                                              style={"button_width": "70px"})
         self.method_picker.add_class("t-embedding-method")
@@ -121,6 +134,8 @@ class EmbeddingScatter(View):
         self.summary = W.HTML("")
         self.summary.add_class("t-embedding-summary")
 
+    def _build_plot(self) -> None:
+        """The scatter (WebGL past ``GL_MIN_POINTS`` points), the clicked image's ring, brush and lasso."""
         self.x_scale, self.y_scale = bq.LinearScale(), bq.LinearScale()
         self.colour_scale = bq.ColorScale(colors=PALETTE[:2], min=0, max=1)
         self.hover_image = W.Image(format="png", layout=W.Layout(width=f"{THUMB}px", height=f"{THUMB}px"))
@@ -141,6 +156,8 @@ class EmbeddingScatter(View):
                                 layout=W.Layout(width="520px", height="480px"), animation_duration=0)
         self.figure.add_class("t-embedding-plot")
 
+    def _build_details(self) -> None:
+        """The column beside the map: the clicked image, its neighbours in two spaces, the brushed gallery."""
         self.thumb = ClickImage(css_class="t-embedding-thumb")
         self.info = W.HTML("")
         self.info.add_class("t-embedding-info")
@@ -151,13 +168,11 @@ class EmbeddingScatter(View):
         self.gallery = ClickImage(css_class="t-embedding-gallery")
         self.gallery_info = W.HTML("")
         self.gallery_info.add_class("t-embedding-gallery-info")
-        side = W.VBox([W.HBox([self.thumb, self.info]), self.nn_info, self.feature_nn, self.pixel_nn,
-                       self.gallery_info, self.gallery], layout=W.Layout(margin="0 0 0 12px"))
-        self.body.children = [
-            W.HBox([self.layer_picker, self.method_picker, self.tool_picker]),
-            W.HBox([self.progress, self.cancel_button, self.summary]),
-            W.HBox([W.VBox([self.figure, self.legend, self.notes]), side])]
+        self.details = W.VBox([W.HBox([self.thumb, self.info]), self.nn_info, self.feature_nn, self.pixel_nn,
+                               self.gallery_info, self.gallery], layout=W.Layout(margin="0 0 0 12px"))
 
+    def _wire(self, start: str, method: str) -> None:
+        """Link the pickers to the traits, the marks and pictures to their handlers, and the shared selection."""
         W.link((self.layer_picker, "value"), (self, "layer"))
         W.link((self.method_picker, "value"), (self, "method"))
         self.layer, self.method = start, method
@@ -173,8 +188,6 @@ class EmbeddingScatter(View):
         self.observe(self._show_image, names="image_index")
         self.observe(self._show_gallery, names="selected")
         link_selection(self, ("image_index",))
-        self._colour_points()
-        self._recompute()
 
     # ------------------------------------------------------------ data
     def _labels_of(self, labels):
