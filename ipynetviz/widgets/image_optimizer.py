@@ -82,18 +82,37 @@ class ImageOptimizer(View):
         self.gallery: list[tuple[np.ndarray, str]] = []
         self.result = None
         self._stop = threading.Event()
-        names = insp.class_names or [str(i) for i in range(insp.num_classes or 0)]
-        self.class_names = names
+        self.class_names = insp.class_names or [str(i) for i in range(insp.num_classes or 0)]
         start = self.selection.layer if self.selection.layer in self.layers else \
             (insp.conv_layers[-1] if insp.conv_layers else self.layers[-1])
+        self._build_controls(modes, mode, start, steps)
+        self._build_pictures()
+        sliders = self.sliders
+        self.body.children = [
+            self.mode_picker,
+            W.HBox([self.layer_picker, self.channel_picker, self.class_picker, self.score_picker]),
+            W.HBox([self.image_picker, self.style_picker, self.steps_box]),
+            W.HBox([sliders["lr"], sliders["l2"], sliders["tv"]]),
+            W.HBox([sliders["blur"], sliders["jitter"], sliders["clip"], sliders["eps"]]),
+            W.HBox([self.run_button, self.stop_button, self.progress]),
+            W.HBox([W.VBox([W.HTML("<b>preview</b>"), self.preview, self.preview_info]),
+                    W.VBox([W.HTML("<b>gallery</b>"), self.gallery_view, self.gallery_captions, self.save_link])]),
+        ]
+        self._wire()
+        self._show_controls()
+        self._blank_preview()
 
+    # ------------------------------------------------------------ parts
+    def _build_controls(self, modes: list[str], mode: str, start: str, steps: int) -> None:
+        """The mode buttons, the target pickers, the step count, one slider per setting, run / stop / progress."""
         self.mode_picker = W.ToggleButtons(options=modes, value=mode, style={"button_width": "88px"})
         self.mode_picker.add_class("t-optimizer-mode")
         self.layer_picker = dropdown(self.layers, start, "layer", "t-optimizer-layer")
         self.channel_picker = W.BoundedIntText(value=0, min=0, max=self._channels(start) - 1, description="unit",
                                                layout=W.Layout(width="130px"))
         self.channel_picker.add_class("t-optimizer-channel")
-        classes = [("none: class 0, untargeted attack", -1)] + [(f"{i}: {c}", i) for i, c in enumerate(names)]
+        classes = [("none: class 0, untargeted attack", -1)] + [(f"{i}: {c}", i)
+                                                                 for i, c in enumerate(self.class_names)]
         self.class_picker = dropdown(classes, -1, "class", "t-optimizer-class")
         self.score_picker = dropdown([("logit", "logit"), ("log-probability", "probability")], "logit", "score",
                                      "t-optimizer-score")
@@ -127,7 +146,11 @@ class ImageOptimizer(View):
         self.stop_button.add_class("t-optimizer-stop")
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="220px"))
         self.progress.add_class("t-optimizer-progress")
+
+    def _build_pictures(self) -> None:
+        """The live preview and the gallery of finished runs (with its PNG download link)."""
         self.preview = ClickImage(css_class="t-optimizer-preview")
+        self.preview.scale = PREVIEW / max(self.insp.input_size[-2:]) if self.insp.input_size else 3
         self.preview_info = W.HTML("")
         self.preview_info.add_class("t-optimizer-info")
         self.gallery_view = ClickImage(css_class="t-optimizer-gallery")
@@ -135,20 +158,13 @@ class ImageOptimizer(View):
         self.gallery_captions.add_class("t-optimizer-captions")
         self.save_link = W.HTML("")
         self.save_link.add_class("t-optimizer-save")
-        self.body.children = [
-            self.mode_picker,
-            W.HBox([self.layer_picker, self.channel_picker, self.class_picker, self.score_picker]),
-            W.HBox([self.image_picker, self.style_picker, self.steps_box]),
-            W.HBox([sliders["lr"], sliders["l2"], sliders["tv"]]),
-            W.HBox([sliders["blur"], sliders["jitter"], sliders["clip"], sliders["eps"]]),
-            W.HBox([self.run_button, self.stop_button, self.progress]),
-            W.HBox([W.VBox([W.HTML("<b>preview</b>"), self.preview, self.preview_info]),
-                    W.VBox([W.HTML("<b>gallery</b>"), self.gallery_view, self.gallery_captions, self.save_link])]),
-        ]
+
+    def _wire(self) -> None:
+        """Link the controls to the traits, the buttons to run / stop, and the shared selection."""
         for name, widget in (("mode", self.mode_picker), ("layer", self.layer_picker),
                              ("channel", self.channel_picker), ("score", self.score_picker),
                              ("image_index", self.image_picker), ("style_index", self.style_picker),
-                             ("steps", self.steps_box), *((k, v) for k, v in sliders.items())):
+                             ("steps", self.steps_box), *self.sliders.items()):
             W.link((widget, "value"), (self, name))
         W.link((self.class_picker, "value"), (self, "target"),
                transform=(lambda v: None if v == -1 else v, lambda v: -1 if v is None else v))
@@ -163,9 +179,6 @@ class ImageOptimizer(View):
             self.accept_target(self.selection.target)
         if self.images is not None and 0 <= self.selection.image_index < len(self.images):
             self.image_index = self.selection.image_index
-        self.preview.scale = PREVIEW / max(insp.input_size[-2:]) if insp.input_size else 3
-        self._show_controls()
-        self._blank_preview()
 
     # ------------------------------------------------------------ selection in
     def accept_channel(self, channel: int) -> None:
