@@ -117,8 +117,8 @@ def test_unknown_method_and_style_are_refused():
     insp = Inspector(_model(), input_size=(3, 32, 32), device="cpu")
     with pytest.raises(ValueError, match="unknown method"):
         attribute(insp, IMAGES, 0, method="lrp")
-    with pytest.raises(ValueError, match="unknown style"):
-        gradient(insp, IMAGES, 0).render(0, style="3d")
+    with pytest.raises(ValueError, match="unknown kind"):
+        gradient(insp, IMAGES, 0).render(0, kind="3d")
 
 
 def test_methods_import_no_widget_library():

@@ -1,4 +1,6 @@
 """Gradient, saliency, guided backprop and deconvnet against Captum and hand-written references."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -237,3 +239,38 @@ def test_small_cnn_sequential_matches_captum_with_unit_free_model():
     got = guided_backprop(insp, x, 0).attributions
     want = _captum(captum_attr.GuidedBackprop, model, x, 0)
     assert (got - want).abs().max() <= 1e-6
+
+
+ACTIVATIONS = [nn.ReLU6(inplace=True), nn.SiLU(inplace=True), nn.GELU(), nn.GELU(approximate="tanh"), nn.Hardswish(),
+               nn.LeakyReLU(0.1), nn.ELU(), nn.Mish(), nn.CELU(0.5), nn.SELU()]
+
+
+def _slope(act: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    zd = z.detach().clone().requires_grad_()
+    y = act(zd.clone())
+    return torch.autograd.grad(y, zd, torch.ones_like(y))[0]
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: repr(a))
+@pytest.mark.parametrize("method", ["guided_backprop", "deconvnet"])
+def test_the_rule_at_every_activation_equals_a_hand_written_backward(act, method):
+    """guided: x.grad = I[y.grad > 0] y.grad s'(x); deconvnet: x.grad = max(y.grad, 0), at every activation."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), act, nn.Conv2d(4, 5, 3), copy.deepcopy(act), nn.AdaptiveAvgPool2d(1),
+                      nn.Flatten(), nn.Linear(5, 2)).eval()
+    insp = Inspector(m, input_size=(3, 8, 8), device="cpu")
+    x = torch.randn(2, 3, 8, 8)
+    got = (guided_backprop if method == "guided_backprop" else deconvnet)(insp, x, 1).attributions
+    with torch.no_grad():
+        a1 = m[0](x)
+        h1 = m[1](a1.clone())
+        a2 = m[2](h1)
+    gh2 = m[6].weight[1].view(1, 5, 1, 1).expand(2, 5, *a2.shape[-2:]) / a2[0, 0].numel()
+
+    def through(g, act_module, z):
+        return g.clamp_min(0) * _slope(act_module, z) if method == "guided_backprop" else g.clamp_min(0)
+    ga2 = through(gh2, m[3], a2)
+    ga1 = through(torch.nn.grad.conv2d_input(h1.shape, m[2].weight, ga2), m[1], a1)
+    want = torch.nn.grad.conv2d_input(x.shape, m[0].weight, ga1)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    assert hooks_left(m) == []

@@ -66,8 +66,9 @@ def attribute(insp, images, target=None, method: str = "gradient", batch_size: i
             scores.append(s.cpu())
         if rule and unit_target and not any(m.relus_seen for m in modes) and not _calls_relu(insp, x[:1]):
             name = "guided backprop" if rule == "guided" else "deconvnet"
-            raise ModelError(f"the model calls no ReLU in its forward pass: {name} needs ReLUs "
-                             "(nn.ReLU, F.relu or torch.relu). Use gradient() or saliency() for this model")
+            raise ModelError(f"the model calls no ReLU or other activation in its forward pass: {name} needs ReLUs "
+                             "or ReLU-like activations (ReLU6, LeakyReLU, ELU, SiLU, GELU, Hardswish, Mish). Use "
+                             "gradient() or saliency() for this model")
         grad = torch.cat(grads)
         if method == "saliency":
             grad = grad.abs().amax(1)
