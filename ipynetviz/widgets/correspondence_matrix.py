@@ -97,7 +97,20 @@ class CorrespondenceMatrix(View):
         self.grid_result = None
         self._following = False
         self._setting_layers = False
+        self._build_controls(start_a, start_b, mode, scope)
+        self._build_plots()
+        self.body.children = [
+            W.HBox([self.picker_a, self.picker_b, self.mode_picker, self.scope_picker, self.index_picker]),
+            W.HBox([W.VBox([W.HBox([self.heatmap, self.legend]), self.info],
+                           layout=W.Layout(width=f"{self.size + 70}px", margin="0 12px 0 0")),
+                    W.VBox([self.cell_info, W.HBox([self.panels["row"], self.panels["col"]])])]),
+            W.HBox([self.curve.figure, self.grid_plot.box])]
+        self._wire(start_a, start_b, mode, scope)
+        self._request()
 
+    # ------------------------------------------------------------ parts
+    def _build_controls(self, start_a: str, start_b: str, mode: str, scope: str) -> None:
+        """The two layer pickers, the matching and scope toggles and the image index."""
         narrow = {"layout": W.Layout(width="150px")}
         self.picker_a = dropdown(self.layers["a"], start_a, "A", "t-correspondence-layer-a", **narrow)
         self.picker_b = dropdown(self.layers["b"], start_b, "B", "t-correspondence-layer-b", **narrow)
@@ -111,6 +124,9 @@ class CorrespondenceMatrix(View):
         self.index_picker = W.BoundedIntText(value=0, min=0, max=len(self.data) - 1, description="image",
                                              layout=W.Layout(width="140px"))
         self.index_picker.add_class("t-correspondence-image")
+
+    def _build_plots(self) -> None:
+        """The heatmap with its colour bar, the two unit panels, the matched-correlation curve, the layer grid."""
         self.heatmap = ClickImage(css_class="t-correspondence-heatmap")
         self.legend = W.HTML(legend_html(min(self.size, 256)))
         self.legend.add_class("t-correspondence-colorbar")
@@ -119,17 +135,12 @@ class CorrespondenceMatrix(View):
         self.cell_info = W.HTML("click a cell")
         self.cell_info.add_class("t-correspondence-cell-info")
         self.panels = {"row": UnitPanel("row"), "col": UnitPanel("col")}
-        for panel in self.panels.values():
-            panel.patches.observe(lambda ch, p=panel: self._on_patch(ch, p), names="click")
         self.curve = MatchCurve()
         self.grid_plot = LayerGridPlot(self.grid_layers, self._on_grid_pick, self.error.show)
+
+    def _wire(self, start_a: str, start_b: str, mode: str, scope: str) -> None:
+        """Set the starting traits, link the controls to them, route clicks, and follow the shared selection."""
         W.link((self.grid_plot.picker, "value"), (self, "grid_measure"))
-        self.body.children = [
-            W.HBox([self.picker_a, self.picker_b, self.mode_picker, self.scope_picker, self.index_picker]),
-            W.HBox([W.VBox([W.HBox([self.heatmap, self.legend]), self.info],
-                           layout=W.Layout(width=f"{self.size + 70}px", margin="0 12px 0 0")),
-                    W.VBox([self.cell_info, W.HBox([self.panels["row"], self.panels["col"]])])]),
-            W.HBox([self.curve.figure, self.grid_plot.box])]
         self.set_trait("layer_a", start_a)
         self.set_trait("layer_b", start_b)
         self.set_trait("mode", mode)
@@ -138,6 +149,8 @@ class CorrespondenceMatrix(View):
                              ("scope", self.scope_picker), ("image_index", self.index_picker)):
             W.link((picker, "value"), (self, name))
         self.heatmap.observe(self._on_heatmap_click, names="click")
+        for panel in self.panels.values():
+            panel.patches.observe(lambda ch, p=panel: self._on_patch(ch, p), names="click")
         self.observe(self._on_layers, names=["layer_a", "layer_b"])
         self.observe(self._on_arrangement, names=["mode", "scope"])
         self.observe(self._on_cell, names="cell")
@@ -145,9 +158,7 @@ class CorrespondenceMatrix(View):
         self.observe(self._draw_grid, names="grid_measure")
         link_selection(self, ("image_index",))
         self.selection.observe(self._follow_channel, names="channel")
-        if 0 <= self.selection.image_index < len(self.data):
-            self.image_index = self.selection.image_index
-        self._request()
+        self.accept_image_index(self.selection.image_index)
 
     # ------------------------------------------------------------ layers
     def _default_layer(self, side: str) -> str:
