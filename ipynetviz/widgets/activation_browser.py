@@ -91,8 +91,7 @@ class ActivationBrowser(View):
         link_selection(self, ("layer", "channel", "image_index"))
         if self.selection.channel is not None and self.selection.layer == self.layer:
             self.channel = self.selection.channel
-        if 0 <= self.selection.image_index < n:
-            self.image_index = self.selection.image_index
+        self.accept_image_index(self.selection.image_index)
         if self.selection.layer is None:
             self.selection.layer = self.layer
         self._refresh()

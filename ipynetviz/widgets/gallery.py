@@ -92,8 +92,7 @@ class PatchGallery(View):
             self.channel = int(channel)
         elif self.selection.channel is not None and self.selection.layer == self.layer:
             self.channel = self.selection.channel
-        if 0 <= self.selection.image_index < len(self.data):
-            self.image_index = self.selection.image_index
+        self.accept_image_index(self.selection.image_index)
         self._refresh()
 
     def image_count(self) -> int:

@@ -177,8 +177,7 @@ class ImageOptimizer(View):
             self.accept_channel(self.selection.channel)
         if self.selection.target is not None:
             self.accept_target(self.selection.target)
-        if self.images is not None and 0 <= self.selection.image_index < len(self.images):
-            self.image_index = self.selection.image_index
+        self.accept_image_index(self.selection.image_index)
 
     # ------------------------------------------------------------ selection in
     def accept_channel(self, channel: int) -> None:

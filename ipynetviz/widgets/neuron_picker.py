@@ -58,7 +58,6 @@ class NeuronPicker(View):
             insp.module(start)
             raise InputError(f"layer {start!r} has no spatial map (output {insp.layer_shape(start)}); "
                              f"pick one of {self.layers[:8]}")
-        n = len(self.images)
         self.acts = None          # (C, h, w) feature maps of the shown image at acts_key's layer
         self.acts_key = None
         self.map_layout = None
@@ -100,8 +99,7 @@ class NeuronPicker(View):
         link_selection(self, ("layer", "channel", "image_index", "position"))
         if self.selection.channel is not None and self.selection.layer == self.layer:
             self.accept_channel(self.selection.channel)
-        if 0 <= self.selection.image_index < n:
-            self.image_index = self.selection.image_index
+        self.accept_image_index(self.selection.image_index)
         if self.selection.layer is None:
             self.selection.layer = self.layer
         self._refresh()

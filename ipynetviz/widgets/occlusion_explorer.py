@@ -59,7 +59,6 @@ class OcclusionExplorer(View):
         self.progressive = progressive
         self.batch_size = batch_size
         self.result = None
-        n = len(self.images)
         pictures = self._build_thumbs(self.images, max_thumbs, 40, "t-occlusion-thumbs")
         size = int(min(pictures.shape[-2:]))
         self.image_size = tuple(int(s) for s in pictures.shape[-2:])
@@ -105,8 +104,7 @@ class OcclusionExplorer(View):
         self.observe(self._refresh, names=["image_index", "window", "stride", "fill", "target"])
         self.observe(self._show_cell, names="cell")
         link_selection(self, ("image_index", "target"))
-        if 0 <= self.selection.image_index < n:
-            self.image_index = self.selection.image_index
+        self.accept_image_index(self.selection.image_index)
         if self.selection.target is not None:
             self.accept_target(self.selection.target)
         self._refresh()
