@@ -1,0 +1,51 @@
+"""JupyterLab 4 and Notebook 7 pages for browser tests: a real server (tests/jupyter_process.py) and one page.
+
+Lab is started with windowingMode "none" (off-screen cells stay in the DOM) in a private settings folder, and
+with ``expose_app_in_browser`` so a test can run Lab commands (``window.jupyterapp.commands``).
+"""
+from __future__ import annotations
+
+import pathlib
+
+from tests.browser.conftest import ARTIFACTS, _only_local
+from tests.jupyter_process import JupyterProcess
+
+LAB_SETTINGS = {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
+                "@jupyterlab/apputils-extension:notification": {"fetchNews": "false",
+                                                                "checkForUpdates": False}}
+
+
+class JupyterPage:
+    """One server and one browser page; ``console`` collects every console message as 'type: text'."""
+
+    def __init__(self, chromium, root: pathlib.Path, work: pathlib.Path, app: str = "lab", name: str = "lab"):
+        self.name = name
+        self.server = JupyterProcess(root, work, app, ["--LabApp.expose_app_in_browser=True"]
+                                     if app == "lab" else [], lab_settings=LAB_SETTINGS)
+        self.page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        self.page.route("**/*", _only_local)
+        self.console: list[str] = []
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+
+    def goto(self, path: str, wait_for: str, timeout: float = 120.0):
+        sep = "&" if "?" in path else "?"
+        self.page.goto(f"{self.server.url}{path}{sep}token={self.server.token}", timeout=timeout * 1000)
+        self.page.wait_for_selector(wait_for, timeout=timeout * 1000)
+        return self.page
+
+    def our_console_errors(self) -> list[str]:
+        """Console errors and warnings that come from ipynetviz (its extension, its widgets)."""
+        return [m for m in self.console if m.startswith(("error", "warning", "pageerror")) and "ipynetviz" in m]
+
+    def screenshot(self, label: str) -> pathlib.Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        out = ARTIFACTS / f"{self.name}-{label}.png"
+        self.page.screenshot(path=str(out))
+        return out
+
+    def close(self) -> None:
+        try:
+            self.page.close()
+        finally:
+            self.server.stop()
