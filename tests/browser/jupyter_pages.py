@@ -20,8 +20,10 @@ class JupyterPage:
 
     def __init__(self, chromium, root: pathlib.Path, work: pathlib.Path, app: str = "lab", name: str = "lab"):
         self.name = name
-        self.server = JupyterProcess(root, work, app, ["--LabApp.expose_app_in_browser=True"]
-                                     if app == "lab" else [], lab_settings=LAB_SETTINGS)
+        expose = {"lab": "--LabApp.expose_app_in_browser=True",
+                  "notebook": "--JupyterNotebookApp.expose_app_in_browser=True"}
+        self.server = JupyterProcess(root, work, app, [expose[app]] if app in expose else [],
+                                     lab_settings=LAB_SETTINGS)
         self.page = chromium.new_page(viewport={"width": 1400, "height": 1000})
         self.page.route("**/*", _only_local)
         self.console: list[str] = []
@@ -33,6 +35,18 @@ class JupyterPage:
         self.page.goto(f"{self.server.url}{path}{sep}token={self.server.token}", timeout=timeout * 1000)
         self.page.wait_for_selector(wait_for, timeout=timeout * 1000)
         return self.page
+
+    def run_all_cells(self, timeout: float = 120.0) -> None:
+        """Wait for the open notebook's kernel, then run every cell (``window.jupyterapp`` in Lab and Notebook 7)."""
+        self.page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                                    " && window.jupyterapp.shell.currentWidget.sessionContext",
+                                    timeout=timeout * 1000)
+        self.page.evaluate("""async () => {
+            const app = window.jupyterapp, panel = app.shell.currentWidget;
+            await panel.context.ready;
+            await panel.sessionContext.ready;
+            await app.commands.execute('notebook:run-all-cells');
+        }""")
 
     def our_console_errors(self) -> list[str]:
         """Console errors and warnings that come from ipynetviz (its extension, its widgets)."""
