@@ -8,6 +8,7 @@ Subpackages, each importable on its own:
 * ``correspondence`` unit correlation, matching, regression, CCA / SVCCA / PWCCA / CKA, compare
 * ``optimize``      class visualization, inversion, DeepDream, style, adversarial images
 * ``training``      the one training loop (``train`` -> ``Run``) shared by the zoo and the labs
+* ``compression``   Deep Compression (prune, quantize, encode into a file) and DSD training
 
 Every public name of a subpackage is also reachable here, e.g. ``ipynetviz.methods.saliency``; they are
 resolved on first use so that importing one method does not import all the others.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 
-SUBPACKAGES = ("attribution", "units", "embedding", "correspondence", "optimize", "training")
+SUBPACKAGES = ("attribution", "units", "embedding", "correspondence", "optimize", "training", "compression")
 
 
 def __getattr__(name: str):
