@@ -9,6 +9,8 @@ leaves the model as it was, except ``apply`` of a result, ``retrain``/``dsd`` (w
 from .encode import Encoded, LayerCode, encode
 from .fileformat import CompressedFileError, LoadedFile, SavedFile, from_bytes, load_compressed, save_compressed, to_bytes
 from .kmeans import KMeans1D, kmeans_1d
+from .pipeline import DeepCompressionResult, deep_compression
+from .table import PAPER, SizeTable, size_table
 from .layers import compressible_layers
 from .probe import AccuracyProbe
 from .prune import PruneResult, masks_of, prune
@@ -19,4 +21,5 @@ from .sensitivity import SensitivityResult, sensitivity
 __all__ = ["prune", "PruneResult", "masks_of", "sensitivity", "SensitivityResult", "quantize", "QuantizeResult",
            "centroid_gradient", "kmeans_1d", "KMeans1D", "encode", "Encoded", "LayerCode", "save_compressed",
            "load_compressed", "to_bytes", "from_bytes", "SavedFile", "LoadedFile", "CompressedFileError",
-           "retrain", "AccuracyProbe", "compressible_layers"]
+           "retrain", "AccuracyProbe", "compressible_layers", "deep_compression", "DeepCompressionResult",
+           "size_table", "SizeTable", "PAPER"]

@@ -189,6 +189,8 @@ def save_compressed(path: str | os.PathLike, model_or_encoded: Any, quantization
         raise InputError(f"cannot save to {str(path)!r}: the folder {str(folder)!r} does not exist; create it first")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
+        # mkstemp makes the file private (0600); a saved model is an ordinary file (keep an existing file's mode)
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
