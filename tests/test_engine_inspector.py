@@ -159,6 +159,7 @@ def test_input_size_inferred_when_not_given():
 def test_two_threads_never_run_the_model_at_once(insp, images):
     """Views work in background threads; the eval guard serialises them so hooks never cross."""
     import threading
+    insp.layers  # the one-time trace (layer order, shapes, layouts) runs before counting
     inside, overlap = [0], []
     real = insp.model.forward
 

@@ -46,6 +46,8 @@ class HookSession:
         backward: name -> ``fn(module, grad_input, grad_output)`` full backward hooks.
         detach: store captured outputs detached (no autograd graph).
         stop_after_capture: raise :class:`StopForward` once all of ``capture`` is stored.
+        views: name -> ``fn(output) -> tensor`` applied to a captured output (the layer's canonical view, e.g.
+            channels-last -> channels-first; see :mod:`ipynetviz.engine.layout`).
 
     Example:
         >>> m = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
@@ -58,7 +60,7 @@ class HookSession:
     def __init__(self, modules: Mapping[str, nn.Module], capture: Iterable[str] = (),
                  forward: Mapping[str, Callable] | None = None, forward_pre: Mapping[str, Callable] | None = None,
                  backward: Mapping[str, Callable] | None = None, detach: bool = False,
-                 stop_after_capture: bool = False):
+                 stop_after_capture: bool = False, views: Mapping[str, Callable] | None = None):
         self._modules = modules
         self.capture = list(dict.fromkeys(capture))
         self.forward = dict(forward or {})
@@ -66,12 +68,17 @@ class HookSession:
         self.backward = dict(backward or {})
         self.detach = detach
         self.stop_after_capture = stop_after_capture
+        self.views = dict(views or {})
         self.handles: list = []
         self.cache = ActivationCache()
 
     def _capture_hook(self, name: str):
+        view = self.views.get(name)
+
         def hook(module, inputs, output):
             t = first_tensor(output)
+            if t is not None and view is not None:
+                t = view(t)
             if t is not None:
                 self.cache[name] = t.detach() if self.detach else t
             if self.stop_after_capture and all(c in self.cache for c in self.capture):

@@ -24,8 +24,10 @@ from .errors import (
 )
 from .hooks import HookSession, StopForward, first_tensor
 from .inputs import apply_transform, is_model_input, to_pictures, to_uint8_batch
+from .layout import Layout, LayoutTracer, layout_of
 
 _NOT_CALLED = (nn.ModuleList, nn.ModuleDict)
+_REORDERED = ("channels_last", "tokens", "windows")  # layouts whose captured outputs are turned canonical
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,14 @@ class LayerInfo:
     channels: int | None
     receptive_field: Any  # ReceptiveField | None
     num_params: int
+    layout: Layout | None = None
+    raw_shape: tuple[int, ...] | None = None
 
     @property
     def spatial(self) -> bool:
+        """A map over image positions (channels first or last, or a square grid of patch tokens)."""
+        if self.layout is not None and self.layout.kind in ("tokens", "windows", "unknown", "vector"):
+            return self.layout.spatial
         return self.output_shape is not None and len(self.output_shape) == 3
 
 
@@ -126,8 +133,11 @@ class Inspector:
         names = list(capture) + list(forward or {}) + list(backward or {}) + list(forward_pre or {})
         for n in names:
             self.module(n)
+        # captured outputs come in the canonical layout (channels first; token layers as their patch grid)
+        layouts = self._do_trace()["layouts"] if capture else {}
+        views = {n: layouts[n].canonical for n in capture if n in layouts and layouts[n].kind in _REORDERED}
         return HookSession(self._modules, capture=capture, forward=forward, backward=backward,
-                           forward_pre=forward_pre, detach=detach, stop_after_capture=stop_after_capture)
+                           forward_pre=forward_pre, detach=detach, stop_after_capture=stop_after_capture, views=views)
 
     # ---------------------------------------------------------------- layers
     def _guess_channels(self) -> int | None:
@@ -156,12 +166,14 @@ class Inspector:
             (self.expected_channels or 3, s, s) for s in (224, 64, 32)]
         order: list[str] = []
         shapes: dict[str, tuple] = {}
+        outputs: dict[str, torch.Tensor] = {}
         out_shape = None
         failures: list[str] = []
         last_error: BaseException | None = None
         for size in sizes:
             order.clear()
             shapes.clear()
+            outputs.clear()
 
             def pre(name):
                 def fn(module, inputs):
@@ -174,6 +186,7 @@ class Inspector:
                     t = first_tensor(output)
                     if t is not None and name not in shapes:
                         shapes[name] = tuple(t.shape[1:])
+                        outputs[name] = t
                 return fn
             handles = []
             try:
@@ -181,7 +194,8 @@ class Inspector:
                     if name and not isinstance(m, _NOT_CALLED):
                         handles.append(m.register_forward_pre_hook(pre(name)))
                         handles.append(m.register_forward_hook(post(name)))
-                with self.eval_guard(), torch.no_grad():
+                tracer = LayoutTracer()
+                with self.eval_guard(), torch.no_grad(), tracer:
                     p = next(self.model.parameters(), None)
                     dtype = p.dtype if p is not None else torch.float32
                     out = self.model(torch.zeros((1,) + tuple(size), device=self.device, dtype=dtype))
@@ -201,7 +215,11 @@ class Inspector:
                     else "check input_size, or give an input adapter if the model does not take one image tensor")
             raise ModelError(f"the model failed on a zero batch at every input size tried ({tried}); {hint}") \
                 from last_error
-        self._trace = {"order": list(order), "shapes": dict(shapes), "output": out_shape}
+        layouts = {n: layout_of(tracer.roles_of(outputs[n]), shapes[n]) for n in shapes}
+        raw = dict(shapes)
+        shapes = {n: layouts[n].canonical_shape(raw[n]) if layouts[n].kind in _REORDERED else raw[n] for n in raw}
+        self._trace = {"order": list(order), "shapes": shapes, "raw_shapes": raw, "layouts": layouts,
+                       "output": out_shape}
         return self._trace
 
     @property
@@ -253,9 +271,27 @@ class Inspector:
         """Module type, output shape, channel count and receptive field of one layer."""
         m = self.module(name)
         shape = self.layer_shape(name)
+        trace = self._do_trace()
         return LayerInfo(name=name, module_type=type(m).__name__, output_shape=shape,
                          channels=None if not shape else shape[0], receptive_field=self.receptive_field(name),
-                         num_params=sum(p.numel() for p in m.parameters()))
+                         num_params=sum(p.numel() for p in m.parameters()), layout=trace["layouts"].get(name),
+                         raw_shape=trace["raw_shapes"].get(name))
+
+    @property
+    def spatial_layers(self) -> list[str]:
+        """Layers whose canonical output is a (C, H, W) map of image positions, in forward order.
+
+        Channels-last layers and square grids of patch tokens count; window attention (N, windows, tokens, D)
+        does not. A 4-D output whose layout the trace could not tell is read as (C, H, W) and kept.
+        """
+        trace = self._do_trace()
+        return [n for n in trace["order"] if len(trace["shapes"].get(n) or ()) == 3
+                and trace["layouts"][n].kind != "windows"]
+
+    def layout(self, name: str) -> Layout | None:
+        """How layer ``name`` lays out its output (channels first or last, tokens, ...), found by tracing."""
+        self.module(name)
+        return self._do_trace()["layouts"].get(name)
 
     # ---------------------------------------------------------------- inputs
     def prepare(self, images: Any) -> torch.Tensor:

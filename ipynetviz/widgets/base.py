@@ -164,8 +164,8 @@ def hold_models(*inspectors):
 
 # ---------------------------------------------------------------- layers and patches several views show
 def spatial_layers(insp) -> list[str]:
-    """Layers whose output is a (C, H, W) map, in forward order."""
-    return [n for n in insp.layers if (s := insp.layer_shape(n)) is not None and len(s) == 3]
+    """Layers whose output is a (C, H, W) map of image positions, in forward order (see Inspector.spatial_layers)."""
+    return insp.spatial_layers
 
 
 def conv_for(insp, layer: str | None) -> str | None:
