@@ -130,3 +130,24 @@ def test_standalone_voila_uses_the_nodelay_connection(tmp_path):
         signal.signal(signal.SIGTERM, sigterm)  # Voila installs its own handler; pytest keeps its own
     assert app.kernel_websocket_connection_class is NoDelayKernelConnection
     assert app.init_settings()["kernel_websocket_connection_class"] is NoDelayKernelConnection
+
+
+def test_jupyter_lists_both_extensions_enabled():
+    """What `pip install` (editable too) put in the environment: the CLI shows the server extension enabled, and
+    JupyterLab finds the prebuilt lab extension with its entry file (no node, no build step)."""
+    import pathlib
+    import re
+    import subprocess
+    import sys
+
+    from jupyter_core.paths import jupyter_path
+    from jupyterlab_server.config import get_federated_extensions
+
+    out = subprocess.run([sys.executable, "-m", "jupyter_server", "extension", "list"], capture_output=True,
+                         text=True, timeout=120)
+    listing = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)  # no colour codes
+    assert re.search(r"ipynetviz_jupyter enabled", listing) and re.search(r"ipynetviz_jupyter 0\.1\.0 OK", listing), \
+        listing
+    lab = get_federated_extensions(jupyter_path("labextensions"))["ipynetviz"]
+    assert lab["install"]["packageName"] == "ipynetviz"
+    assert (pathlib.Path(lab["ext_path"]) / lab["jupyterlab"]["_build"]["load"]).is_file()

@@ -1,0 +1,287 @@
+"""Click -> new picture in a real browser (Debian Chromium), Voila and JupyterLab, with and without the server
+extension's TCP_NODELAY, beside the bare ipywidgets floor measured in the same run.
+
+Each sample is timed inside the page: from the DOM input event (the click, or the key press that moves a slider)
+to the DOM change of the picture that answers it (the ``src`` of its ``<img>``, or the label's text). "final"
+interactions wait until the view is idle and take its last picture; the number of picture updates per step is
+reported too. Goal (issue 17): FilterGrid -> map and NeuronPicker -> guided backprop < 25 ms p50, occlusion
+slider -> final map < 40 ms p50 with at most two picture updates per step.
+
+    python benchmarks/bench_latency.py [--samples 50] [--apps voila,lab] [--modes nodelay,nagle] [--only bare,grid]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import pathlib
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.jupyter_process import JupyterProcess, free_port  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+DEFAULT_CONNECTION = "jupyter_server.services.kernels.connection.channels.ZMQChannelsWebsocketConnection"
+
+CELLS = [
+    """import base64, io, itertools, json
+import numpy as np, ipywidgets as W
+from PIL import Image as PILImage
+import ipynetviz as nv
+from ipynetviz.widgets.base import StateProbe
+insp = nv.zoo.load("shapes-cnn", seed=0)
+images, labels = nv.zoo.shapes(8, split="test")""",
+    # the bare floor: a button whose handler sets a 64x64 PNG, and a slider whose handler sets a label
+    """def png(seed):
+    buf = io.BytesIO()
+    PILImage.fromarray(np.random.default_rng(seed).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+pngs = itertools.cycle([png(0), png(1)])
+bare_button = W.Button(description="bare"); bare_button.add_class("t-bare-button")
+bare_image = W.Image(value=next(pngs), format="png"); bare_image.add_class("t-bare-image")
+bare_button.on_click(lambda _: setattr(bare_image, "value", next(pngs)))
+bare_slider = W.IntSlider(0, 0, 1000); bare_slider.add_class("t-bare-slider")
+bare_label = W.Label("0"); bare_label.add_class("t-bare-label")
+bare_slider.observe(lambda c: setattr(bare_label, "value", str(c["new"])), names="value")
+W.VBox([bare_button, bare_image, bare_slider, bare_label])""",
+    """sel = nv.Selection(layer="conv1")
+grid = nv.FilterGrid(insp, layer="conv1", selection=sel)
+browser = nv.ActivationBrowser(insp, images, selection=sel)
+picker = nv.NeuronPicker(insp, images, selection=sel)
+W.VBox([grid, browser, picker])""",
+    """occ = nv.OcclusionExplorer(insp, images, selection=sel)
+occ""",
+    """W.VBox([StateProbe(grid.mosaic, ["layout"], css_class="t-state-grid"),
+        StateProbe(picker.maps, ["layout"], css_class="t-state-maps")])""",
+]
+
+RECORDER = """() => {
+  if (window.__lat) return;
+  const lat = window.__lat = {armed: false, t0: null, changes: [], target: null, view: null, busySeen: false};
+  const start = () => { if (lat.armed && lat.t0 === null) lat.t0 = performance.now(); };
+  document.addEventListener('click', start, true);
+  document.addEventListener('keydown', start, true);
+  new MutationObserver(muts => {
+    const t = performance.now();
+    if (!lat.armed || lat.t0 === null) return;
+    for (const m of muts) {
+      const el = m.target.nodeType === 1 ? m.target : m.target.parentElement;
+      if (el && el.closest(lat.target)) { lat.changes.push(t); break; }
+    }
+    // a view's work is over when its status line showed "busy" after the input and is clear again
+    if (lat.view && document.querySelector(lat.view + ' .t-busy')) lat.busySeen = true;
+  }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ['src'], childList: true,
+                             characterData: true});
+  window.__arm = (target, view) => { Object.assign(lat, {armed: true, t0: null, changes: [], target: target,
+                                                         view: view, busySeen: false}); };
+}"""
+
+BUSY = "document.querySelector('.t-busy') === null"
+
+
+def tile_center(page, state_css: str, img_css: str, tile: int) -> dict:
+    lay = json.loads(page.locator(state_css).first.inner_text())["layout"]
+    scale = page.evaluate(f"(() => {{ const i = document.querySelector('{img_css}');"
+                          " return i.getBoundingClientRect().width / i.naturalWidth; })()")
+    r, c = divmod(tile, lay["ncols"])
+    return {"x": (lay["pad"] + c * (lay["tile_w"] + lay["pad"]) + lay["tile_w"] / 2) * scale,
+            "y": (lay["pad"] + r * (lay["tile_h"] + lay["pad"]) + lay["tile_h"] / 2) * scale}
+
+
+class Interaction:
+    """One input and the picture that answers it; ``final`` waits for the view to be idle (occlusion)."""
+
+    def __init__(self, name, target, act, final=False, view=None):
+        self.name, self.target, self.act, self.final, self.view = name, target, act, final, view
+
+    def sample(self, page, i: int, timeout: float = 30.0):
+        page.wait_for_function(BUSY, timeout=timeout * 1000)
+        page.evaluate(f"window.__arm({json.dumps(self.target)}, {json.dumps(self.view)})")
+        self.act(page, i)
+        if self.final:  # the view's status line clears after its last picture
+            page.wait_for_function(f"window.__lat.changes.length > 0 && window.__lat.busySeen && "
+                                   f"document.querySelector('{self.view} .t-busy') === null", timeout=timeout * 1000)
+        else:
+            page.wait_for_function("window.__lat.changes.length > 0", timeout=timeout * 1000)
+        lat = page.evaluate("({t0: window.__lat.t0, changes: window.__lat.changes})")
+        end = lat["changes"][-1] if self.final else lat["changes"][0]
+        return end - lat["t0"], len(lat["changes"])
+
+
+def click_at(css, state=None, tiles=(7, 8)):
+    def act(page, i):
+        if state is None:
+            page.locator(css).first.click()
+        else:
+            page.locator(css).first.click(position=tile_center(page, state, css, tiles[i % len(tiles)]))
+    return act
+
+
+def key_on(css):
+    presses = itertools.count()  # its own: right, left, right... from the slider's start, so it always moves
+
+    def act(page, i):
+        page.locator(css).first.press("ArrowRight" if next(presses) % 2 == 0 else "ArrowLeft")
+    return act
+
+
+def interactions() -> dict:
+    """Fresh per page: a slider's key presses count from its start value."""
+    return {
+        "bare": Interaction("bare floor: Button -> Image", ".t-bare-image", click_at(".t-bare-button")),
+        "bare_slider": Interaction("bare floor: IntSlider -> Label", ".t-bare-label",
+                                   key_on(".t-bare-slider .noUi-handle")),
+        "grid_map": Interaction("FilterGrid click -> ActivationBrowser map", ".t-activations-large img",
+                                click_at(".t-filtergrid-mosaic img", ".t-state-grid")),
+        "grid_gb": Interaction("FilterGrid click -> NeuronPicker guided backprop", ".t-neuronpicker-result img",
+                               click_at(".t-filtergrid-mosaic img", ".t-state-grid")),
+        "picker_gb": Interaction("NeuronPicker map click -> guided backprop", ".t-neuronpicker-result img",
+                                 click_at(".t-neuronpicker-maps img", ".t-state-maps", tiles=(3, 4))),
+        "occlusion": Interaction("OcclusionExplorer window slider -> final map", ".t-occlusion-heatmap img",
+                                 key_on(".t-occlusion-window .noUi-handle"), final=True, view=".t-occlusion"),
+    }
+
+
+def only_local(route):
+    url = route.request.url
+    if url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+        route.continue_()
+    else:
+        route.abort()
+
+
+class VoilaServer:
+    def __init__(self, notebook: pathlib.Path, work: pathlib.Path, args: list[str]):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        log = (work / f"voila-{self.port}.log").open("w")
+        env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
+        self.proc = subprocess.Popen([sys.executable, "-m", "voila", str(notebook), "--no-browser",
+                                      f"--port={self.port}", "--Voila.ip=127.0.0.1", *args],
+                                     cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        import socket
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError("voila did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+
+
+def open_app(browser, app: str, mode: str, notebook: pathlib.Path, work: pathlib.Path):
+    """Serve the notebook and open it; returns (page, server)."""
+    if app == "voila":
+        args = [] if mode == "nodelay" else [f"--Voila.kernel_websocket_connection_class={DEFAULT_CONNECTION}"]
+        server = VoilaServer(notebook, work, args)
+        url = server.url
+    else:
+        root = work / f"root-{mode}"
+        root.mkdir()
+        shutil.copy(notebook, root / notebook.name)  # Lab autosaves outputs into what it serves
+        args = ["--LabApp.expose_app_in_browser=True"]
+        if mode == "nagle":
+            args.append("--NoDelayKernelConnection.tcp_nodelay=False")
+        server = JupyterProcess(root, work, "lab", args, lab_settings={
+            "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}})
+        url = f"{server.url}/lab/tree/{notebook.name}?token={server.token}"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.route("**/*", only_local)
+    page.goto(url, timeout=120_000)
+    if app == "lab":
+        page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                               " && window.jupyterapp.shell.currentWidget.sessionContext", timeout=120_000)
+        page.evaluate("""async () => { const app = window.jupyterapp, p = app.shell.currentWidget;
+            await p.context.ready; await p.sessionContext.ready;
+            await app.commands.execute('notebook:run-all-cells'); }""")
+    page.wait_for_selector(".t-state-maps", state="attached", timeout=300_000)
+    page.wait_for_function("document.querySelector('.t-filtergrid-mosaic img').naturalWidth > 0", timeout=120_000)
+    page.wait_for_function(BUSY, timeout=120_000)
+    page.evaluate(RECORDER)
+    return page, server
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+STEP = itertools.count()  # one counter for every input, so each click or key press changes a value
+
+
+def measure(page, inter: Interaction, samples: int, warmup: int = 3) -> dict:
+    for _ in range(warmup):
+        inter.sample(page, next(STEP))
+    times, counts = [], []
+    for _ in range(samples):
+        t, n = inter.sample(page, next(STEP))
+        times.append(t)
+        counts.append(n)
+    return {"p50_ms": round(percentile(times, 0.5), 1), "p90_ms": round(percentile(times, 0.9), 1),
+            "updates_per_step": statistics.median(counts), "samples": len(times)}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--apps", default="voila,lab")
+    ap.add_argument("--modes", default="nodelay,nagle", help="nodelay: with the server extension; nagle: without")
+    ap.add_argument("--only", default=",".join(interactions()))
+    args = ap.parse_args(argv)
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    chromium = os.environ.get("IPYNETVIZ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    work = pathlib.Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = work / "latency.ipynb"
+    nbformat.write(nb, notebook)
+    figures = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=[
+            "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-background-timer-throttling",
+            "--disable-renderer-backgrounding"])
+        for app in args.apps.split(","):
+            for mode in args.modes.split(","):
+                page, server = open_app(browser, app, mode, notebook, work)
+                try:
+                    inters = interactions()
+                    for key in args.only.split(","):
+                        inter = inters[key]
+                        fig = measure(page, inter, args.samples)
+                        figures[f"{app}/{mode}/{key}"] = {"interaction": inter.name, **fig}
+                        print(f"{app:6s} {mode:8s} {inter.name:52s} p50 {fig['p50_ms']:6.1f} ms  "
+                              f"p90 {fig['p90_ms']:6.1f} ms  updates/step {fig['updates_per_step']}", flush=True)
+                finally:
+                    page.close()
+                    server.stop()
+        browser.close()
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "latency-cpu.json"
+    load = os.getloadavg()
+    out.write_text(json.dumps({"benchmark": "latency", "samples": args.samples, "load_average": load,
+                               "figures": figures}, indent=2))
+    print(f"load average {load[0]:.1f}; wrote {out}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
