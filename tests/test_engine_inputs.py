@@ -115,3 +115,45 @@ def test_one_way_back_to_pictures():
         np.testing.assert_array_equal(PixelSpace(insp).to_uint8(x), chw)
         np.testing.assert_array_equal(saliency(insp, images, 0).images, chw.transpose(0, 2, 3, 1))
         np.testing.assert_array_equal(input_pictures(insp, x, [0, 2]), chw[[0, 2]])
+
+
+def _gray_model():
+    from torch import nn
+    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(2, 3))
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 7])
+def test_grayscale_batches_are_read_by_the_models_channels(n):
+    from ipynetviz.engine import Inspector, Preprocess
+    g = torch.Generator().manual_seed(n)
+    batch = torch.randint(0, 256, (n, 12, 12), dtype=torch.uint8, generator=g)
+    for transform in (None, Preprocess([0.5], [0.25])):
+        insp = Inspector(_gray_model(), transform=transform, input_size=(1, 12, 12), device="cpu")
+        x = insp.prepare(batch.numpy())
+        assert x.shape == (n, 1, 12, 12)
+        torch.testing.assert_close(insp.prepare(batch[0].numpy()), x[:1])
+
+
+def test_paths_negative_strides_and_far_out_floats(tmp_path):
+    from PIL import Image
+
+    from ipynetviz.engine import Inspector
+    from ipynetviz.engine.errors import InputError, InputWarning
+    from tests.conftest import small_cnn
+    insp = Inspector(small_cnn(), input_size=(3, 32, 32), device="cpu")
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    torch.testing.assert_close(insp.prepare(str(tmp_path / "a.png")), insp.prepare(img))
+    torch.testing.assert_close(insp.prepare([tmp_path / "a.png"] * 2), insp.prepare(np.stack([img, img])))
+    with pytest.raises(InputError, match="no image file at"):
+        insp.prepare(str(tmp_path / "missing.png"))
+    (tmp_path / "b.png").write_text("not an image")
+    with pytest.raises(InputError, match="cannot read"):
+        insp.prepare(str(tmp_path / "b.png"))
+    flipped = img[::-1]  # a view with a negative stride
+    torch.testing.assert_close(insp.prepare(flipped), insp.prepare(np.ascontiguousarray(flipped)))
+    floats = np.ascontiguousarray(img.transpose(2, 0, 1)[None].astype(np.float32))[:, :, ::-1]
+    with pytest.warns(InputWarning, match="float input reaches 255"):
+        insp.prepare(floats)

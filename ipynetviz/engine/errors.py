@@ -59,3 +59,7 @@ class SettingError(InputError):
 
     A kind of :class:`InputError` (a bad argument to the call), so ``except InputError`` catches both.
     """
+
+
+class InputWarning(UserWarning):
+    """Input that works but is probably not what was meant (e.g. float pixels in [0, 255] as model input)."""

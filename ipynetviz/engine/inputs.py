@@ -3,7 +3,10 @@
 Rules, in one place:
 
 * float tensors / float arrays of shape (N, C, H, W) or (C, H, W) are model input, used unchanged;
-* everything else is an *image* (PIL, uint8 HWC/CHW/NHWC/NCHW) and goes through the transform;
+* everything else is an *image* (PIL, a file path, uint8 HWC/CHW/NHWC/NCHW) and goes through the transform;
+* a 3-D uint8 array is read by the model's channel count when it is known: for a 1-channel model (N, H, W) is N
+  grayscale images, whatever N; otherwise (C, H, W) / (H, W, C) by where 1, 3 or 4 sits;
+* NumPy views with negative strides (``img[::-1]``) are copied first;
 * the default transform scales uint8 to [0, 1]; :class:`Preprocess` adds mean/std normalisation and an
   optional resize, and works on whole uint8 batches at once (no per-image Python loop).
 """
@@ -37,8 +40,38 @@ def pil_to_uint8(img) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
-def _channels_first(t: torch.Tensor) -> torch.Tensor:
-    """(N,H,W,C) or (H,W,C) uint8 -> channels first, guessing the layout from where 1/3/4 sits."""
+def _as_tensor(x: Any) -> torch.Tensor:
+    """A tensor view of an array; NumPy views with negative strides (``img[::-1]``) are copied first."""
+    if isinstance(x, torch.Tensor):
+        return x
+    a = np.asarray(x)
+    if any(st < 0 for st in a.strides):
+        a = np.ascontiguousarray(a)
+    return torch.as_tensor(a)
+
+
+def _load_path(p) -> torch.Tensor:
+    """An image file as uint8 (C, H, W), read with Pillow."""
+    import os
+    if not os.path.isfile(p):
+        raise InputError(f"no image file at {str(p)!r}; pass an existing path, a PIL image or an array")
+    try:
+        with _PILImage.open(p) as img:
+            img.load()
+            return pil_to_uint8(img)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read {str(p)!r} as an image ({err}); pass a PNG/JPEG file or an array") from None
+
+
+def _is_path(x: Any) -> bool:
+    import os
+    return isinstance(x, (str, os.PathLike))
+
+
+def _channels_first(t: torch.Tensor, channels: int | None = None) -> torch.Tensor:
+    """(N,H,W,C) or (H,W,C) uint8 -> channels first; a 3-D array for a 1-channel model is N grayscale images."""
+    if t.ndim == 3 and channels == 1 and t.shape[-1] != 1:
+        return t.unsqueeze(1)  # (N, H, W): N grayscale images (N = 1, 3 or 4 included)
     if t.ndim == 3:
         if t.shape[0] in (1, 3, 4):
             return t
@@ -53,9 +86,12 @@ def _channels_first(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def to_uint8_batch(images: Any) -> torch.Tensor | list[torch.Tensor]:
-    """Images of any accepted kind as a uint8 (N, C, H, W) tensor, or a list of (C, H, W) when sizes differ."""
-    if is_pil(images):
+def to_uint8_batch(images: Any, channels: int | None = None) -> torch.Tensor | list[torch.Tensor]:
+    """Images of any accepted kind as a uint8 (N, C, H, W) tensor, or a list of (C, H, W) when sizes differ.
+
+    ``channels``: the model's input channels when known; it decides how a 3-D array is read (see the module).
+    """
+    if is_pil(images) or _is_path(images):
         images = [images]
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
@@ -64,8 +100,10 @@ def to_uint8_batch(images: Any) -> torch.Tensor | list[torch.Tensor]:
         for im in images:
             if is_pil(im):
                 items.append(pil_to_uint8(im))
+            elif _is_path(im):
+                items.append(_load_path(im))
             else:
-                t = torch.as_tensor(np.asarray(im)) if not isinstance(im, torch.Tensor) else im
+                t = _as_tensor(im)
                 if t.dtype != torch.uint8:
                     raise InputError(
                         f"a list mixes image kinds (got an item of dtype {t.dtype}); pass PIL images or uint8 arrays, "
@@ -76,11 +114,13 @@ def to_uint8_batch(images: Any) -> torch.Tensor | list[torch.Tensor]:
         if all(i.shape == items[0].shape for i in items):
             return torch.stack(items)
         return items
-    t = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
+    t = _as_tensor(images)
     if t.dtype != torch.uint8:
         raise InputError(f"expected uint8 images, got {t.dtype}")
     if t.ndim == 2:
         t = t.unsqueeze(0).unsqueeze(0)
+    elif t.ndim == 3 and channels == 1 and t.shape[-1] != 1:
+        t = _channels_first(t, channels)
     elif t.ndim == 3:
         t = _channels_first(t).unsqueeze(0)
     elif t.ndim == 4:
@@ -135,7 +175,7 @@ class Preprocess:
         return x
 
     def __call__(self, images: Any) -> torch.Tensor:
-        batch = to_uint8_batch(images)
+        batch = to_uint8_batch(images, self.channels)
         if isinstance(batch, list):
             if self.size is None:
                 sizes = sorted({tuple(b.shape[-2:]) for b in batch})
@@ -177,7 +217,7 @@ def _check_channels(batch: torch.Tensor, expected: int | None) -> None:
 def apply_transform(images: Any, transform: Callable | None, expected_channels: int | None) -> torch.Tensor:
     """Images (not float model input) -> float (N, C, H, W) through `transform`."""
     if transform is None:
-        batch = to_uint8_batch(images)
+        batch = to_uint8_batch(images, expected_channels)
         if isinstance(batch, list):
             sizes = sorted({tuple(b.shape[-2:]) for b in batch})
             raise InputError(f"images of mixed sizes {sizes[:4]}; resize them or give the Inspector a transform "
@@ -187,12 +227,12 @@ def apply_transform(images: Any, transform: Callable | None, expected_channels: 
     if getattr(transform, "batched", False):
         return transform(images)
     # a per-image callable, torchvision style: PIL in, float (C, H, W) out
-    if is_pil(images):
+    if is_pil(images) or _is_path(images):
         images = [images]
     if isinstance(images, (list, tuple)):
-        pils = [im if is_pil(im) else _to_pil(im) for im in images]
+        pils = [im if is_pil(im) else _to_pil(_load_path(im) if _is_path(im) else im) for im in images]
     else:
-        batch = to_uint8_batch(images)
+        batch = to_uint8_batch(images, expected_channels)
         pils = [_to_pil(b) for b in batch]
     if not pils:
         raise InputError("no images given; pass at least one image")

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import dataclasses
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -15,15 +17,9 @@ from . import targets as _targets
 from .cache import ResultCache, fingerprint
 from .checks import check_batch_size
 from .dataset import ImageSet, as_imageset
-from .errors import (
-    InputError,
-    LayerNotFoundError,
-    ModelError,
-    OutOfMemoryError,
-    TargetError,
-)
+from .errors import InputError, InputWarning, LayerNotFoundError, ModelError, OutOfMemoryError, TargetError
 from .hooks import HookSession, StopForward, first_tensor
-from .inputs import apply_transform, is_model_input, to_pictures, to_uint8_batch
+from .inputs import apply_transform, is_model_input, normalisation_of, to_pictures, to_uint8_batch
 from .layout import Layout, LayoutTracer, layout_of
 
 _NOT_CALLED = (nn.ModuleList, nn.ModuleDict)
@@ -294,23 +290,38 @@ class Inspector:
         return self._do_trace()["layouts"].get(name)
 
     # ---------------------------------------------------------------- inputs
+    def _warn_if_far_outside(self, x: torch.Tensor) -> None:
+        """Warn (once per place) when float model input is far outside what the preprocessing makes."""
+        found = normalisation_of(self.transform)
+        if found is None or x.numel() == 0:
+            return
+        mean, std = (np.asarray(v, dtype=float) for v in found)
+        lo, hi = float(np.min((0 - mean) / std)), float(np.max((1 - mean) / std))
+        big = float(x.detach().abs().max())
+        if math.isfinite(big) and big > 10 * max(abs(lo), abs(hi), 1.0):  # NaN/inf get their own error
+            warnings.warn(f"float input reaches {big:.4g} but this model's preprocessing gives values in about "
+                          f"[{lo:.3g}, {hi:.3g}]: float input is used as model input unchanged. Pass uint8 images "
+                          "(they go through the transform), or scale pixels in [0, 255] to [0, 1] and normalise",
+                          InputWarning, stacklevel=4)
+
     def prepare(self, images: Any) -> torch.Tensor:
         """Model input (N, C, H, W) float on ``self.device`` from any accepted image kind, validated."""
         if isinstance(images, ImageSet):
             images = images.raw(slice(None))
         from_images = not is_model_input(images)
         if not from_images:
-            x = images if isinstance(images, torch.Tensor) else torch.from_numpy(images)
+            x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
             if x.ndim == 3:
                 x = x.unsqueeze(0)
             if x.ndim != 4:
                 raise InputError(f"float input must be (N, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
+            self._warn_if_far_outside(x)
         else:
             if images is None:
                 raise InputError("no images given (None)")
             if getattr(self.transform, "batched", False) and isinstance(images, (torch.Tensor, np.ndarray)):
                 # move the uint8 batch first (4x fewer bytes than float), then normalise on the device
-                batch = to_uint8_batch(images)
+                batch = to_uint8_batch(images, self.expected_channels)
                 if isinstance(batch, torch.Tensor):
                     images = batch.to(self.device)
             x = apply_transform(images, self.transform, self.expected_channels)
