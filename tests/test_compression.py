@@ -14,6 +14,7 @@ from ipynetviz import zoo
 from ipynetviz.engine import Inspector
 from ipynetviz.engine.errors import InputError, LayerNotFoundError, ModelError, SettingError
 from ipynetviz.methods import compression as C
+from ipynetviz.methods.compression.dsd import HISTOGRAM_STAGES
 from ipynetviz.methods.compression.encode import relative_indices
 from ipynetviz.methods.compression.kmeans import initial_centroids
 from ipynetviz.methods.training import Normalise
@@ -338,3 +339,30 @@ def test_retraining_keeps_pruned_weights_exactly_zero_and_moves_only_centroids()
     assert torch.equal(model.fc1.weight, tuned.weights()["fc1"])
     assert len(run.centroids.history) == run.step + 1
     assert _clean(model)
+
+
+# -------------------------------------------------------------------------------------------- DSD
+def test_dsd_stages_histograms_and_baseline_on_a_tiny_run():
+    x, y = zoo.mnist("train")
+    xt, yt = zoo.mnist("test")
+    data, test = (x[:192], y[:192]), (xt[:100], yt[:100])
+    r = C.dsd(zoo.lenet_300_100, data, test, sparsity=0.3, epochs=1, seeds=(0, 1), batch_size=64)
+    assert r.complete and r.seeds == (0, 1) and r.layer == "fc1"
+    assert all(a.shape == (2,) for a in r.accuracy.values())
+    labels = [h[0] for h in r.histograms]
+    assert labels == list(HISTOGRAM_STAGES)
+    counts = {label: c for label, c, _ in r.histograms}
+    edges = r.histograms[0][2]
+    zero_bin = np.searchsorted(edges, 0.0, side="right") - 1
+    n = 784 * 300
+    assert all(int(c.sum()) == n for c in counts.values())  # every weight inside the shared edges
+    assert counts["b: pruned"][zero_bin] >= 0.3 * n and counts["c: sparse trained"][zero_bin] >= 0.3 * n
+    assert counts["e: re-dense trained"][zero_bin] < 0.3 * n  # the recovered weights moved off zero
+    xs, ys = r.curves["dsd"]
+    assert xs[-1] == pytest.approx(3.0) and len(xs) == len(ys)
+    again = C.dsd(zoo.lenet_300_100, data, test, sparsity=0.3, epochs=1, seeds=(0,), batch_size=64)
+    assert all(again.accuracy[k][0] == r.accuracy[k][0] for k in r.accuracy)  # seeded: reproducible
+    stopped = C.dsd(zoo.lenet_300_100, data, test, epochs=1, seeds=(0,), cancel=lambda: True)
+    assert not stopped.complete and stopped.seeds == ()
+    with pytest.raises(SettingError, match="sparsity"):
+        C.dsd(zoo.lenet_300_100, data, test, sparsity=1.5)

@@ -6,6 +6,7 @@ read the per-layer size table (``size_table``) and train dense-sparse-dense (``d
 leaves the model as it was, except ``apply`` of a result, ``retrain``/``dsd`` (which train, like
 ``train``) and ``load_compressed`` (which loads the file into the model given).
 """
+from .dsd import DSDResult, dsd
 from .encode import Encoded, LayerCode, encode
 from .fileformat import CompressedFileError, LoadedFile, SavedFile, from_bytes, load_compressed, save_compressed, to_bytes
 from .kmeans import KMeans1D, kmeans_1d
@@ -22,4 +23,4 @@ __all__ = ["prune", "PruneResult", "masks_of", "sensitivity", "SensitivityResult
            "centroid_gradient", "kmeans_1d", "KMeans1D", "encode", "Encoded", "LayerCode", "save_compressed",
            "load_compressed", "to_bytes", "from_bytes", "SavedFile", "LoadedFile", "CompressedFileError",
            "retrain", "AccuracyProbe", "compressible_layers", "deep_compression", "DeepCompressionResult",
-           "size_table", "SizeTable", "PAPER"]
+           "size_table", "SizeTable", "PAPER", "dsd", "DSDResult"]
