@@ -201,3 +201,39 @@ def test_image_sets_are_cached_by_content_not_by_size(insp, images):
     for data in (a, b, ImageSet(images.clone())):
         insp.cached("acts", {}, data, lambda: calls.append(1))
     assert len(calls) == 2
+
+
+class _TwoInputs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        from tests.conftest import small_cnn
+        self.net = small_cnn()
+
+    def forward(self, image, scale):
+        return self.net(image * scale)
+
+
+class _DictInput(_TwoInputs):
+    def forward(self, batch):
+        return self.net(batch["image"] * batch["scale"])
+
+
+def test_models_that_do_not_take_one_tensor_get_an_adapter():
+    from ipynetviz.engine.errors import ModelError
+    from ipynetviz.methods import saliency
+    with pytest.raises(ModelError, match="takes 2 arguments.*input_adapter=lambda x: \\(x, ...\\)"):
+        Inspector(_TwoInputs(), input_size=(3, 32, 32), device="cpu")
+    with pytest.raises(ModelError, match="input_adapter"):  # one argument, but a dict: found by the trace
+        Inspector(_DictInput(), input_size=(3, 32, 32), device="cpu").layers
+    x = torch.rand(2, 3, 32, 32)
+    ref_model = _TwoInputs()
+    ref = Inspector(ref_model.net, input_size=(3, 32, 32), device="cpu")
+    for model, adapter in ((ref_model, lambda b: (b, 1.0)), (_DictInput(), lambda b: {"batch": {"image": b,
+                                                                                                "scale": 1.0}})):
+        model.net.load_state_dict(ref_model.net.state_dict())
+        insp = Inspector(model, input_size=(3, 32, 32), device="cpu", input_adapter=adapter)
+        assert insp.layers == ["net"] + [f"net.{n}" for n in ref.layers]  # the model's own layer names
+        torch.testing.assert_close(insp.activations(x, ["net.conv2"])["net.conv2"],
+                                   ref.activations(x, ["conv2"])["conv2"])
+        torch.testing.assert_close(saliency(insp, x, 1).attributions, saliency(ref, x, 1).attributions)
+        assert hooks_left(model) == []

@@ -58,6 +58,38 @@ def _is_oom(err: BaseException) -> bool:
         isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
 
 
+class _Adapted(nn.Module):
+    """A model called through an input adapter: ``forward(x) = model(*args)``, ``(**kwargs)`` or ``(arg)``."""
+
+    def __init__(self, model: nn.Module, adapter: Callable):
+        super().__init__()
+        self.inner = model
+        self.adapter = adapter
+
+    def forward(self, x: torch.Tensor):
+        args = self.adapter(x)
+        if isinstance(args, dict):
+            return self.inner(**args)
+        if isinstance(args, tuple):
+            return self.inner(*args)
+        return self.inner(args)
+
+
+def _check_one_tensor(model: nn.Module) -> None:
+    """A model whose ``forward`` needs more than one argument cannot take an image batch: say how to adapt it."""
+    import inspect
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # builtins and the like: nothing to read
+        return
+    required = [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
+                                                                                p.POSITIONAL_OR_KEYWORD)]
+    if len(required) > 1:
+        raise ModelError(f"{type(model).__name__}.forward takes {len(required)} arguments ({', '.join(required)}), "
+                         "not one image batch; give an adapter from the image batch to its arguments, e.g. "
+                         f"Inspector(model, input_adapter=lambda x: ({', '.join(['x'] + ['...'] * (len(required) - 1))}))")
+
+
 class Inspector:
     """Wraps a model for inspection: every method and widget goes through one of these.
 
@@ -70,6 +102,10 @@ class Inspector:
         class_names: names of the output classes.
         input_size: (C, H, W) the model expects; used to trace layers, shapes and receptive fields.
         cache_bytes: memory cap of the result cache.
+        input_adapter: for a model whose ``forward`` does not take one image tensor: a function from the image
+            batch (N, C, H, W) to the model's arguments: a tuple (positional), a dict (keyword), or anything else
+            (passed as the one argument). ``Inspector(model, input_adapter=lambda x: {"image": x, "mask": None})``.
+            Layer names stay the model's own.
 
     Example:
         >>> m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
@@ -82,11 +118,14 @@ class Inspector:
 
     def __init__(self, model: nn.Module, *, transform: Callable | None = None, device: Any = "auto",
                  class_names: Sequence[str] | None = None, input_size: Sequence[int] | None = None,
-                 cache_bytes: int = 256 << 20, batch_size: int = 128):
+                 cache_bytes: int = 256 << 20, batch_size: int = 128, input_adapter: Callable | None = None):
         if not isinstance(model, nn.Module):
             raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if input_adapter is None:
+            _check_one_tensor(model)
         self.device = resolve_device(device)
-        self.model = model.to(self.device)
+        model = model.to(self.device)
+        self.model = model if input_adapter is None else _Adapted(model, input_adapter)
         self.transform = transform
         self.class_names = list(class_names) if class_names is not None else None
         self.batch_size = check_batch_size(batch_size)
@@ -208,7 +247,9 @@ class Inspector:
         if out_shape is None:
             tried = "; ".join(failures)
             hint = ("pass the size it takes, e.g. Inspector(model, input_size=(1, 28, 28))" if self._input_size is None
-                    else "check input_size, or give an input adapter if the model does not take one image tensor")
+                    else "check input_size") + (
+                "; if the model does not take one image tensor, give Inspector(..., input_adapter=fn) a function "
+                "from the image batch to its arguments" if not isinstance(self.model, _Adapted) else "")
             raise ModelError(f"the model failed on a zero batch at every input size tried ({tried}); {hint}") \
                 from last_error
         layouts = {n: layout_of(tracer.roles_of(outputs[n]), shapes[n]) for n in shapes}
