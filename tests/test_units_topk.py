@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ipynetviz.methods.units import _topk
+from ipynetviz.engine import state as _state
 from ipynetviz.methods.units._topk import RunningTopK, topk_first
 
 
@@ -15,7 +15,7 @@ def reference(row: list[float], k: int) -> list[int]:
 
 @pytest.mark.parametrize("sort_below", [0, 4096], ids=["threshold", "sort"])
 def test_topk_first_and_running_merge_equal_a_python_sort(monkeypatch, sort_below):
-    monkeypatch.setattr(_topk, "SORT_BELOW", sort_below)
+    monkeypatch.setattr(_state, "SORT_BELOW", sort_below)  # topk_first lives in the engine
     rng = np.random.default_rng(0)
     for _ in range(150):
         r, m, k = rng.integers(1, 5), rng.integers(1, 40), rng.integers(1, 12)

@@ -12,20 +12,23 @@ import numpy as np
 import torch
 
 from ipynetviz.engine.errors import InputError
+from ipynetviz.engine.state import MomentState
 
-from ._inputs import (SampleCountError, accumulation_device, as_tensor, check_same_samples, flatten_positions,
-                      positions_per_item, row_chunks)
+from ._inputs import (SampleCountError, as_tensor, check_same_samples, flatten_positions, positions_per_item,
+                      row_chunks)
 
 __all__ = ["StreamingMoments", "accumulate"]
 
 
-class StreamingMoments:
+class StreamingMoments(MomentState):
     """Running sums of two layers' activations: means, centred sums of squares and cross-products.
 
     Each batch is centred on its own mean and merged with the running state by the pairwise update of
     Chan, Golub & LeVeque (1979), all in float64 on the device of the first batch. This is the
     "running sums, sums of squares and cross-products" recipe, without the cancellation that raw sums
-    suffer when a unit's mean is large compared with its spread.
+    suffer when a unit's mean is large compared with its spread. The sums and their ``merge`` live in the
+    engine's :class:`~ipynetviz.engine.state.MomentState` (shards of a scan merge exactly); this class adds
+    the checks and shapes of activations (conv maps, every position a sample).
 
     Args:
         full_a: keep the full (Ca, Ca) moment matrix of A (needed by CCA, CKA, within-net correlation);
@@ -38,25 +41,6 @@ class StreamingMoments:
         100
     """
 
-    def __init__(self, full_a: bool = True, full_b: bool = True):
-        self.full_a = bool(full_a)
-        self.full_b = bool(full_b)
-        self.n_samples = 0
-        self.within: bool | None = None
-        self.device: torch.device | None = None
-        self.mean_a = self.mean_b = None
-        self.m2_a = self.m2_b = self.m2_ab = None
-
-    @property
-    def n_units(self) -> tuple[int, int]:
-        """(Ca, Cb); Cb equals Ca for within-net moments."""
-        if self.mean_a is None:
-            return (0, 0)
-        return (self.mean_a.numel(), self.mean_a.numel() if self.within else self.mean_b.numel())
-
-    def _second_moments(self, x: torch.Tensor, full: bool) -> torch.Tensor:
-        return x.T @ x if full else torch.linalg.vector_norm(x, dim=0).square()
-
     def update(self, a_batch, b_batch=None) -> "StreamingMoments":
         """Add one batch: `a_batch` (n, Ca) or (n, Ca, H, W) and `b_batch` for the same n inputs (or None).
 
@@ -68,52 +52,8 @@ class StreamingMoments:
             check_same_samples(a, b, " in this batch")
         a = flatten_positions(a)
         b = None if b is None else flatten_positions(b)
-        within = b is None
-        if self.within is None:
-            self._start(a, b)
-        elif within != self.within:
-            raise InputError("this accumulator was started " + ("within one net (no B batch)" if self.within
-                             else "with A and B batches") + "; pass the same kind of batch every time")
-        if self.mean_a is not None and (a.shape[1] != self.mean_a.numel() or
-                                        (b is not None and b.shape[1] != self.mean_b.numel())):
-            raise InputError(f"batch has {a.shape[1]}" + ("" if b is None else f" and {b.shape[1]}") +
-                             f" units but earlier batches had {self.n_units[0]}" +
-                             ("" if b is None else f" and {self.n_units[1]}") + "; feed one pair of layers")
-        nb = a.shape[0]
-        # One float64 copy per batch, centred in place (copy=True: never modify the caller's tensor).
-        ac = a.to(self.device, torch.float64, copy=True)
-        mu_a = ac.mean(0)
-        ac.sub_(mu_a)
-        m2_a = self._second_moments(ac, self.full_a)
-        if b is not None:
-            bc = b.to(self.device, torch.float64, copy=True)
-            mu_b = bc.mean(0)
-            bc.sub_(mu_b)
-            m2_b = self._second_moments(bc, self.full_b)
-            m2_ab = ac.T @ bc
-        if self.n_samples == 0:
-            self.mean_a, self.m2_a = mu_a, m2_a
-            if b is not None:
-                self.mean_b, self.m2_b, self.m2_ab = mu_b, m2_b, m2_ab
-        else:
-            total = self.n_samples + nb
-            f = self.n_samples * nb / total
-            da = mu_a - self.mean_a
-            self.m2_a += m2_a + f * (torch.outer(da, da) if self.full_a else da.square())
-            self.mean_a += da * (nb / total)
-            if b is not None:
-                db = mu_b - self.mean_b
-                self.m2_b += m2_b + f * (torch.outer(db, db) if self.full_b else db.square())
-                self.m2_ab += m2_ab + f * torch.outer(da, db)
-                self.mean_b += db * (nb / total)
-        self.n_samples += nb
+        self.update_flat(a, b)
         return self
-
-    def _start(self, a: torch.Tensor, b: torch.Tensor | None) -> None:
-        self.within = b is None
-        if self.within:
-            self.full_a = True  # the cross-moments of A with itself are its full moment matrix
-        self.device = accumulation_device(a)
 
     def check(self, min_samples: int = 2) -> None:
         """Raise unless enough finite samples were seen."""
