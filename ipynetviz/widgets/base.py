@@ -94,11 +94,13 @@ class ClickImage(anywidget.AnyWidget):
     def set_image(self, image: np.ndarray, layout: TileLayout | None = None) -> None:
         """Show a uint8 picture (a mosaic when ``layout`` is given)."""
         self.image = np.asarray(image)
-        self.layout = None if layout is None else {
-            "n": layout.n, "ncols": layout.ncols, "tile_h": layout.tile_h, "tile_w": layout.tile_w,
-            "pad": layout.pad}
-        self.src = to_data_url(self.image)
-        self.version += 1
+        src = to_data_url(self.image)
+        with self.hold_sync():  # one comm message for layout, picture and version instead of three
+            self.layout = None if layout is None else {
+                "n": layout.n, "ncols": layout.ncols, "tile_h": layout.tile_h, "tile_w": layout.tile_w,
+                "pad": layout.pad}
+            self.src = src
+            self.version += 1
 
     def tile_at(self, x: float, y: float) -> int | None:
         if self.layout is None:
