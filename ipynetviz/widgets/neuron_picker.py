@@ -144,10 +144,11 @@ class NeuronPicker(View):
                     ticket.emit(("maps", (index, layer), acts, picture))
                 ticket.check()
                 return key, attribute(self.insp, raw, target, method)
-        self.submit(job, on_result=self._show_result, on_partial=self._show_maps,
-                    busy=f"{METHODS_LABEL.get(method, method)} of {self._describe(target)} on image {index}")
+        # the map first: once the worker runs, this thread would wait for the GIL (~5 ms switch interval)
         if self.acts is not None and self.acts_key == (index, layer):
             self._draw_map()
+        self.submit(job, on_result=self._show_result, on_partial=self._show_maps,
+                    busy=f"{METHODS_LABEL.get(method, method)} of {self._describe(target)} on image {index}")
 
     @staticmethod
     def _describe(t: Unit) -> str:
