@@ -501,3 +501,23 @@ def test_box_center_and_docstring_examples():
     assert rf.box(9, 9, clip_to=(10, 10)) == (10, 10, 10, 10)  # past the image: empty, clipped
     assert doctest.testmod(rf_module).failed == 0
 
+
+
+def test_squeeze_excitation_crops_use_the_local_field_and_say_so():
+    """mobilenet_v3: every exact field is global through the SE gate; crops use the local path's field, marked."""
+    import torchvision
+
+    from ipynetviz.engine import Inspector
+    from ipynetviz.methods.units import top_patches
+    torch.manual_seed(0)
+    insp = Inspector(torchvision.models.mobilenet_v3_small(weights=None), input_size=(3, 64, 64), device="cpu")
+    layer = "features.3"  # after the first SE block
+    exact, local = insp.receptive_field(layer), insp.receptive_field(layer, local=True)
+    assert exact.size == (64, 64) or exact.size[0] >= 64  # global, as the gradient says
+    assert local.size[0] < 64 and local.exact
+    field, ignores = insp.crop_field(layer)
+    assert ignores and field == local
+    images = torch.randint(0, 256, (6, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    res = top_patches(insp, images, layer, k=2)
+    assert res.field_ignores_gates and res.field == local
+    assert insp.crop_field("features.0") == (insp.receptive_field("features.0"), False)  # before any gate

@@ -141,6 +141,7 @@ class Inspector:
         self._input_size = input_size
         self._trace: dict | None = None
         self._rf: dict | None = None
+        self._rf_local: dict | None = None
 
     # ---------------------------------------------------------------- model state guards
     @contextlib.contextmanager
@@ -293,16 +294,41 @@ class Inspector:
             n *= s
         return n
 
-    def receptive_field(self, name: str):
-        """Exact receptive field of ``name``'s units (size, stride, offset), or None for non-spatial outputs."""
+    def receptive_field(self, name: str, local: bool = False):
+        """Receptive field of ``name``'s units (size, stride, offset), or None for non-spatial outputs.
+
+        Args:
+            local: False (default): the exact field, every dependency followed as the gradient does; after a
+                squeeze-excitation gate (MobileNetV3, EfficientNet, RegNetY) that is the whole image. True: the
+                field of the local path only, ignoring global gates (they only rescale channels), as
+                receptive-field tables quote for those nets: what a unit's *pattern* is made of.
+        """
         self.module(name)
-        if self._rf is None:
+        attr = "_rf_local" if local else "_rf"
+        if getattr(self, attr, None) is None:
             from .receptive_field import receptive_fields
             self._do_trace()
             example = torch.zeros((1,) + tuple(self.input_size), device=self.device)
             with self.eval_guard():
-                self._rf = receptive_fields(self.model, example)
-        return self._rf.get(name)
+                setattr(self, attr, receptive_fields(self.model, example, global_context=not local))
+        return getattr(self, attr).get(name)
+
+    def crop_field(self, name: str) -> tuple[Any, bool]:
+        """The field to crop a unit's patch with, and whether it ignores global gates.
+
+        The exact field, unless it is the whole input while the local path's is not (a squeeze-excitation gate
+        made it global): then the local field, marked, so top patches show what the unit's pattern is made of.
+        """
+        exact = self.receptive_field(name)
+        if exact is None or self.input_size is None:
+            return exact, False
+        h, w = self.input_size[-2:]
+        if exact.size[0] < h and exact.size[1] < w:
+            return exact, False
+        local = self.receptive_field(name, local=True)
+        if local is not None and (local.size[0] < exact.size[0] or local.size[1] < exact.size[1]):
+            return local, True
+        return exact, False
 
     def layer_info(self, name: str) -> LayerInfo:
         """Module type, output shape, channel count and receptive field of one layer."""

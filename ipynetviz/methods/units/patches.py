@@ -56,7 +56,9 @@ class TopPatchesResult:
         positions: (C, k, 2) (y, x) of the unit in the feature map; -1 for layers without a spatial map.
         boxes: (C, k, 4) (y0, x0, y1, x1) in model-input pixels, end exclusive, *unclipped* (may reach past
             the image; the crop is padded there). The whole image for layers without a spatial map.
-        field: the layer's receptive field (``insp.receptive_field(layer)``), or None.
+        field: the receptive field the crops use (``insp.crop_field(layer)``), or None.
+        field_ignores_gates: True when that is the local field: the exact one is the whole image because of a
+            squeeze-excitation gate (``insp.receptive_field(layer)`` keeps the exact one).
         images: (U, C, H, W) uint8 pictures of the distinct images referenced, at the model input's size.
         image_slots: (C, k) row of ``images`` for each patch.
         distinct_images: whether each channel's patches come from distinct images.
@@ -77,6 +79,7 @@ class TopPatchesResult:
     distinct_images: bool
     pad_value: int
     note: str = ""
+    field_ignores_gates: bool = False
 
     @property
     def spatial(self) -> bool:
@@ -204,7 +207,7 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
     note = warn_short(k, got, what)
     positions = int(np.prod(map_size)) if map_size else 1
     image_indices = ids // positions
-    field = insp.receptive_field(layer) if map_size else None
+    field, field_local = insp.crop_field(layer) if map_size else (None, False)
     unique, slots = np.unique(image_indices, return_inverse=True)
     images = input_pictures(insp, data, unique.tolist(), input_shape)
     h, w = images.shape[-2:]
@@ -224,4 +227,5 @@ def top_patches(insp, dataset, layer: str, channel=None, k: int = 9, batch_size:
                             image_indices=image_indices.astype(np.int64), positions=yx.astype(np.int64),
                             boxes=boxes.astype(np.int64), field=field, images=images,
                             image_slots=slots.reshape(ids.shape).astype(np.int64),
-                            distinct_images=bool(distinct_images), pad_value=int(pad_value), note=note)
+                            distinct_images=bool(distinct_images), pad_value=int(pad_value), note=note,
+                            field_ignores_gates=field_local)
