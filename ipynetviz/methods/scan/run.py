@@ -61,6 +61,7 @@ def scan(insp, dataset, what, engine: str = "local", batch_size: int | None = No
         >>> import torch
         >>> from torch import nn
         >>> from ipynetviz.engine import Inspector
+        >>> from ipynetviz.methods.scan import Correspondence, TopPatches
         >>> insp = Inspector(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), input_size=(3, 8, 8), device="cpu")
         >>> images = torch.randint(0, 256, (30, 3, 8, 8), dtype=torch.uint8)
         >>> r = scan(insp, images, [TopPatches("1", k=3), Correspondence(insp, "0", "1")])
