@@ -78,7 +78,7 @@ class ClickImage(anywidget.AnyWidget):
     src = traitlets.Unicode("").tag(sync=True)
     version = traitlets.Int(0).tag(sync=True)
     scale = traitlets.Float(1.0).tag(sync=True)
-    click = traitlets.Dict({}).tag(sync=True)
+    click = traitlets.Dict({}).tag(sync=True, echo_update=False)  # the browser sent it: no echo back
     layout = traitlets.Dict(None, allow_none=True).tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
     box = traitlets.List([]).tag(sync=True)
