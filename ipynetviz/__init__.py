@@ -27,7 +27,8 @@ _LAZY = {
     "widgets": "ipynetviz.widgets",
 }
 _LAZY_WIDGETS = ("NeuronPicker", "OcclusionExplorer", "FilterGrid", "ActivationBrowser", "PatchGallery",
-                 "EmbeddingScatter", "CorrespondenceMatrix", "ImageOptimizer", "TrainingLab")
+                 "EmbeddingScatter", "CorrespondenceMatrix", "ImageOptimizer", "TrainingLab",
+                 "CompressionLab")
 _LAZY_METHODS = ("compare", "train")
 
 

@@ -17,6 +17,7 @@ from ipynetviz.methods import compression as C
 from ipynetviz.methods.compression.dsd import HISTOGRAM_STAGES
 from ipynetviz.methods.compression.encode import relative_indices
 from ipynetviz.methods.compression.kmeans import initial_centroids
+from ipynetviz.methods.compression.prune import _keep_largest
 from ipynetviz.methods.training import Normalise
 
 
@@ -55,6 +56,13 @@ def test_prune_removes_exactly_the_smallest_magnitudes_and_leaves_the_model(lene
     assert r.sparsity["fc3"] == pytest.approx(0.5, abs=1 / 1010)
     pruned = r.weights(lenet300)
     assert torch.equal(pruned["fc1"] == 0, ~r.masks["fc1"])
+
+
+def test_ties_are_broken_by_index_and_the_count_is_exact():
+    w = torch.tensor([1.0, -1.0, 1.0, 2.0, 0.0, 0.0])
+    mask, thr = _keep_largest(w, 0.5)
+    assert mask.tolist() == [False, True, True, True, False, False] and thr == 1.0
+    assert _keep_largest(w, 0.0)[0].all() and int(_keep_largest(w, 5 / 6)[0].sum()) == 1
 
 
 def test_han_quality_rule_and_global_threshold(lenet300):

@@ -16,6 +16,7 @@ _WIDGETS = {
     "CorrespondenceMatrix": "correspondence_matrix",
     "ImageOptimizer": "image_optimizer",
     "TrainingLab": "training_lab",
+    "CompressionLab": "compression_lab",
 }
 
 

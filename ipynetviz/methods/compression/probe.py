@@ -26,7 +26,7 @@ class AccuracyProbe:
     Args:
         inspector: the model with its transform (images go through ``inspector.prepare``).
         images, labels: the test set (any image kind the inspector takes; int labels).
-        batch_size: images per forward pass (None: the inspector's).
+        batch_size: images per forward pass (None: 1,024).
 
     Example:
         >>> from ipynetviz import zoo
@@ -45,7 +45,8 @@ class AccuracyProbe:
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).to(self.x.device)
         if len(self.labels) != len(self.x):
             raise DatasetError(f"{len(self.x)} images but {len(self.labels)} labels; pass one label per image")
-        self.batch_size = check_batch_size(batch_size, default=getattr(inspector, "batch_size", 256))
+        # one batch of a usual test set: at the later layers the cost is the per-call overhead, not the sums
+        self.batch_size = check_batch_size(batch_size, default=1024)
         self._children = list(self.model.named_children()) if isinstance(self.model, nn.Sequential) else []
         self._index = {name: i for i, (name, _) in enumerate(self._children)}
         self._inputs: dict[int, torch.Tensor] = {0: self.x}
@@ -86,6 +87,21 @@ class AccuracyProbe:
                 else:
                     h = _batched(child, h, self.batch_size)
             return h
+
+    def commit(self, weights: Mapping[str, torch.Tensor]) -> None:
+        """Write ``weights`` into the model (in place: give the probe a copy) and forget the inputs they change.
+
+        A lab keeps its compressed state this way: the next change to one layer reuses everything below it,
+        computed with the other layers' current (pruned, quantized) weights.
+        """
+        modules = dict(self.model.named_modules())
+        lock = getattr(self.inspector, "model_lock", None)
+        with (lock if lock is not None else _eval(self.model)), torch.no_grad():
+            for name, w in weights.items():
+                modules[name].weight.copy_(w)
+            start = self._start_of(weights)
+            self._inputs = {i: t for i, t in self._inputs.items() if start is not None and i <= start}
+            self._inputs[0] = self.x
 
     def accuracy(self, weights: Mapping[str, torch.Tensor] | None = None) -> float:
         """Share of images whose top logit is the label: correct count / images (an exact fraction)."""

@@ -83,6 +83,14 @@ class CentroidUpdate:
             self.history.append((step, self.codebooks()))
 
 
+class _Attach:
+    def __init__(self, update):
+        self.update = update
+
+    def on_start(self, run) -> None:
+        run.centroids = self.update
+
+
 def retrain(model_or_inspector: Any, data, *, masks: Mapping[str, torch.Tensor] | None = None,
             quantization: QuantizeResult | None = None, centroid_lr: float | None = None,
             record_every: int = 10, epochs: int = 1, lr: float = 1e-3, optimizer="sgd", momentum: float = 0.9,
@@ -115,9 +123,9 @@ def retrain(model_or_inspector: Any, data, *, masks: Mapping[str, torch.Tensor] 
     if masks:
         all_hooks.insert(0, MaskHook(model, masks))
     update = CentroidUpdate(model, quantization, centroid_lr, record_every) if quantization is not None else None
+    all_hooks.insert(0, _Attach(update))  # run.centroids is there from the first callback on
     run = train(model, data, epochs=epochs, lr=lr, optimizer=optimizer, momentum=momentum,
                 weight_decay=weight_decay, hooks=all_hooks, param_update=update, **train_kwargs)
-    run.centroids = update
     return run
 
 
