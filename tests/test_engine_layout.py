@@ -14,7 +14,7 @@ from tests.conftest import small_cnn
 def _raw(model, layer, x):
     """The layer's output as the model makes it: an independent manual hook."""
     got = {}
-    h = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: got.setdefault("o", first_tensor(o)))
+    h = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: got.update(o=first_tensor(o)))
     mode = model.training
     try:
         with torch.no_grad():
@@ -46,7 +46,7 @@ def test_unit_on_a_channels_last_layer_equals_a_brute_force_gradient(swin):
     got = A.gradient(swin, x, Unit("features.1", 60)).attributions  # channel 60 of 96 exists
     xr = x.clone().requires_grad_()
     out = {}
-    h = swin.model.features[1].register_forward_hook(lambda m, i, o: out.setdefault("o", o))
+    h = swin.model.features[1].register_forward_hook(lambda m, i, o: out.update(o=o))
     try:
         mode = swin.model.training
         swin.model.eval()(xr)
