@@ -79,13 +79,19 @@ def _fetched(ref_box):
     return _OBJECTS[key]
 
 
-def _decode(batch: dict, source_box, transforms_box) -> dict:
-    """Decode a batch of ids and make each model's input; unreadable files become flagged zero rows."""
+def _decode(row: dict, source_box, transforms_box, batch_size: int, n: int) -> dict:
+    """Decode one batch of files (row ``chunk``: ids ``chunk * batch_size ...``) and make each model's input.
+
+    Unreadable files become rows flagged ``ok=False`` with the reason, so the model stage sees exactly the
+    batches the in-process engine makes (the same images together: a model's float results can depend on
+    which images share a batch, and this keeps them bit for bit).
+    """
     from ipynetviz.engine.inputs import apply_transform
 
     source = _fetched(source_box)
     transforms = _fetched(transforms_box)  # [(transform, channels, input_size)] per distinct transform
-    ids = np.asarray(batch["id"], np.int64)
+    start = int(np.asarray(row["chunk"]).reshape(-1)[0]) * batch_size
+    ids = np.arange(start, min(start + batch_size, n), dtype=np.int64)
     raw, ok, skipped = source.read(ids)
     good = np.isin(ids, np.asarray(ok, np.int64))
     why = np.array([""] * len(ids), dtype=object)
@@ -143,14 +149,13 @@ def _cause(err: BaseException) -> BaseException:
 
 
 def ray_scan(inspectors, plan, source, batch_size: int, progress=False, cancel=None, num_actors: int | None = None,
-             num_gpus: float | None = None, cpu_batch: int | None = None, address: str | None = None,
+             num_gpus: float | None = None, address: str | None = None,
              num_cpus: int | None = None, _kill_once: str | None = None):
     """Run the plan on Ray Data; returns (merged ScanState, complete).
 
     Args:
         num_actors: model-stage actors (default: one per GPU when the cluster has GPUs, else half its CPUs).
         num_gpus: GPUs per actor (default: 1 when the cluster has GPUs, else 0).
-        cpu_batch: images per decoding task (default: ``batch_size``).
         address: an existing Ray cluster to join ("auto" or "host:port"); the caller's explicit choice, since
             Ray itself does not authenticate by default. Without it a loopback-only local Ray is started (or
             the already initialised one is used).
@@ -170,7 +175,6 @@ def ray_scan(inspectors, plan, source, batch_size: int, progress=False, cancel=N
         (1.0 if gpus else 0.0)
     actors = check_positive_int(num_actors, "num_actors") if num_actors is not None else \
         (max(1, int(gpus / per_actor_gpus)) if per_actor_gpus else max(1, int(resources.get("CPU", 2)) // 2))
-    cpu_bs = check_positive_int(cpu_batch, "cpu_batch") if cpu_batch is not None else batch_size
     device = "cuda" if per_actor_gpus else "cpu"
 
     # one input column per distinct transform (two models with the same preprocessing share it)
@@ -185,13 +189,15 @@ def ray_scan(inspectors, plan, source, batch_size: int, progress=False, cancel=N
     boxes = [[ray.put(obj)] for obj in (source, transforms, models)]
 
     n = len(source)
-    ds = ray.data.range(n, override_num_blocks=max(1, min(n // max(cpu_bs, 1), 4 * actors + 4)))
-    ds = ds.map_batches(_decode, fn_kwargs={"source_box": boxes[0], "transforms_box": boxes[1]},
-                        batch_size=cpu_bs, batch_format="numpy", num_cpus=1)
+    chunks = -(-n // batch_size)
+    ds = ray.data.range(chunks, override_num_blocks=chunks).rename_columns({"id": "chunk"})
+    ds = ds.map_batches(_decode, fn_kwargs={"source_box": boxes[0], "transforms_box": boxes[1],
+                                            "batch_size": batch_size, "n": n},
+                        batch_size=1, batch_format="numpy", num_cpus=1)
     ds = ds.map_batches(_ScanActor, fn_constructor_kwargs={"models_box": boxes[2], "plan": plan, "groups": groups,
                                                            "device": device, "kill_once": _kill_once},
-                        batch_size=batch_size, batch_format="numpy", concurrency=actors, num_gpus=per_actor_gpus,
-                        num_cpus=1)
+                        batch_size=None, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+                        num_gpus=per_actor_gpus, num_cpus=1)
     state, complete = ScanState(plan), True
     with progress_reporter(progress, n, "scan (ray)", "img") as report:
         rows = ds.iter_batches(batch_size=1, batch_format="numpy")

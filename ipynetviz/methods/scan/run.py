@@ -46,7 +46,7 @@ def scan(insp, dataset, what, engine: str = "local", batch_size: int | None = No
         what: a list of :class:`TopPatches` and :class:`Correspondence` measures.
         engine: "local" (in-process, default) or "ray" (Ray Data: a CPU stage decodes and preprocesses, the
             models run in actors, each batch's state is merged on the driver; see :func:`ray_scan` for
-            ``num_actors``, ``num_gpus``, ``cpu_batch``, ``address``).
+            ``num_actors``, ``num_gpus``, ``address``, ``num_cpus``).
         batch_size: images per forward pass (default: the inspector's).
         progress: True for a tqdm bar, or ``progress(done, total)`` in files.
         cancel: a threading.Event, Ticket, Stop or callable; when set the scan stops after the current batch

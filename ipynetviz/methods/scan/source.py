@@ -48,7 +48,12 @@ class FolderSource:
         return len(self.data)
 
     def read(self, ids):
-        return self.data.read(ids)
+        images, ok, skipped = self.data.read(ids)
+        if isinstance(images, np.ndarray):
+            # (n, C, H, W) contiguous, as in-memory images are: the model then sees the same memory format
+            # in-process and on Ray (a channels-last view would pick other conv kernels, other float rounding)
+            images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+        return images, ok, skipped
 
     def fingerprint(self) -> str:
         return self.data.fingerprint()
