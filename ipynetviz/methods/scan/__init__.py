@@ -6,8 +6,10 @@ state merges exactly into the one-pass answer. ``result.save(folder)`` writes a 
 ``open_examples`` (and the PatchGallery, ActivationBrowser and CorrespondenceMatrix widgets) read back
 without rescanning.
 """
+from .examples import DatasetExamples, ExamplesMismatchError, open_examples, save_examples
 from .measures import Correspondence, TopPatches
 from .result import ScanResult, model_fingerprint
 from .run import scan
 
-__all__ = ["scan", "TopPatches", "Correspondence", "ScanResult", "model_fingerprint"]
+__all__ = ["scan", "TopPatches", "Correspondence", "ScanResult", "model_fingerprint", "save_examples", "open_examples",
+           "DatasetExamples", "ExamplesMismatchError"]

@@ -35,7 +35,7 @@ def _model_error(err: Exception, source, ids) -> InputError:
 
 
 def scan(insp, dataset, what, engine: str = "local", batch_size: int | None = None, progress=False,
-         cancel=None, callback=None, callback_every: int = 10, **ray_options) -> ScanResult:
+         cancel=None, callback=None, callback_every: int = 10, save_to=None, **ray_options) -> ScanResult:
     """Scan a data set once for every measure in ``what``; shards merge exactly, in-process or on Ray.
 
     Args:
@@ -52,6 +52,8 @@ def scan(insp, dataset, what, engine: str = "local", batch_size: int | None = No
         cancel: a threading.Event, Ticket, Stop or callable; when set the scan stops after the current batch
             and returns what it has with ``complete=False``.
         callback: ``callback(partial ScanResult)`` every ``callback_every`` batches.
+        save_to: a folder to write the result to as dataset examples (only when the scan completes; written
+            atomically, so a failed scan or save leaves no folder behind).
 
     Returns:
         A :class:`ScanResult`: ``top_patches[layer]``, ``correspondence[(layer_a, layer_b)]``, ``skipped``;
@@ -86,7 +88,10 @@ def scan(insp, dataset, what, engine: str = "local", batch_size: int | None = No
                                  lambda s, c: build_result(insp, source, s, keeps, c, "local", model_fp))
     if state.n_images == 0 and state.n_files and complete:
         raise _no_images(source, state)
-    return build_result(insp, source, state, keeps, complete, engine, model_fp)
+    result = build_result(insp, source, state, keeps, complete, engine, model_fp)
+    if save_to is not None and complete:
+        result.save(save_to)
+    return result
 
 
 def _local(inspectors, plan, source, bs, progress, cancel, callback, every, partial):
