@@ -183,3 +183,15 @@ def test_zoo_trainer_equals_its_former_plain_loop():
             sched.step()
     for k, v in ref.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_randomization_test_in_miniature():
+    """Zhang et al. in small: random labels are memorised (100% train) but predict nothing; true labels fit first."""
+    settings = dict(n_train=128, n_test=200, epochs=50, batch_size=64, optimizer="adam", lr=1e-3, train_eval=128,
+                    eval_every=4, background=False)
+    runs = {kind: train("mlp-512", "digits", corruption=kind, **settings) for kind in ("true", "random")}
+    fit = {k: next((e["step"] for e in r.history.evals if e["train_accuracy"] >= 0.99), None) for k, r in runs.items()}
+    assert fit["true"] is not None and fit["random"] is not None and fit["true"] < fit["random"]
+    assert runs["random"].history.evals[-1]["train_accuracy"] >= 0.99
+    assert runs["true"].history.evals[-1]["test_accuracy"] > 0.6
+    assert runs["random"].history.evals[-1]["test_accuracy"] < 0.2  # chance is 0.1; 128 draws leave some noise
