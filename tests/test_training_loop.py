@@ -329,3 +329,24 @@ def test_evaluations_match_an_independent_measure():
     assert evals[-1]["train_accuracy"] == pytest.approx(train_acc)
     arrays = run.history.to_numpy()
     assert len(arrays["eval_test_accuracy"]) == 6 and arrays["loss"].shape == (9,)
+
+
+def test_a_failing_hook_ends_the_run_with_its_message():
+    x, y = _data()
+    ended = []
+
+    class Broken:
+        def after_step(self, run, step):
+            if step == 2:
+                raise RuntimeError("mask shape mismatch")
+
+        def on_end(self, run):
+            ended.append(run.state)
+
+    run = train(_net, (x, y), epochs=2, batch_size=16, hooks=[Broken()])
+    with pytest.raises(RuntimeError, match="mask shape mismatch"):
+        run.wait(60)
+    assert run.state == "failed" and "training failed at step 2: RuntimeError: mask shape mismatch" in run.error
+    assert ended == ["failed"] and len(run.history) == 2
+    again = train(run.model, (x, y), epochs=1, batch_size=16, background=False)  # the model is free again
+    assert again.complete

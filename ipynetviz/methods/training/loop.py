@@ -215,6 +215,10 @@ class Run:
             self.exception = err
             self.error = f"training failed at step {self.step}: {type(err).__name__}: {err}"
             self.state = "failed"
+            try:  # let views show the failure (a view's own error must not hide the first one)
+                self._call("on_end")
+            except Exception:
+                pass
         finally:
             self._t_end = time.perf_counter()
             if self._was_eval:
