@@ -10,7 +10,7 @@ from .dsd import DSDResult, dsd
 from .encode import Encoded, LayerCode, encode
 from .fileformat import CompressedFileError, LoadedFile, SavedFile, from_bytes, load_compressed, save_compressed, to_bytes
 from .kmeans import KMeans1D, kmeans_1d
-from .pipeline import DeepCompressionResult, deep_compression
+from .pipeline import DeepCompressionResult, copy_inspector, deep_compression, pruned_path
 from .table import PAPER, SizeTable, size_table
 from .layers import compressible_layers
 from .probe import AccuracyProbe
@@ -23,4 +23,4 @@ __all__ = ["prune", "PruneResult", "masks_of", "sensitivity", "SensitivityResult
            "centroid_gradient", "kmeans_1d", "KMeans1D", "encode", "Encoded", "LayerCode", "save_compressed",
            "load_compressed", "to_bytes", "from_bytes", "SavedFile", "LoadedFile", "CompressedFileError",
            "retrain", "AccuracyProbe", "compressible_layers", "deep_compression", "DeepCompressionResult",
-           "size_table", "SizeTable", "PAPER", "dsd", "DSDResult"]
+           "size_table", "SizeTable", "PAPER", "dsd", "DSDResult", "copy_inspector", "pruned_path"]
