@@ -10,6 +10,7 @@ import contextlib
 import functools
 import html
 import pathlib
+import threading
 import traceback
 from typing import Any, Callable
 
@@ -197,12 +198,20 @@ def scale_for(size: int, target: int) -> int:
 
 
 class PatchSource:
-    """Top patches of a data set, computed once per layer and shared through the inspector's result cache."""
+    """Top patches of a data set, computed once per layer and shared through the inspector's result cache.
 
-    def __init__(self, insp, dataset, k: int = 9):
+    With ``examples`` (a dataset-examples folder saved by ``ipynetviz.methods.scan``, made by this model from
+    this data set) the layers it holds are read from disk instantly instead of scanned.
+    """
+
+    def __init__(self, insp, dataset, k: int = 9, examples=None):
         self.insp, self.k = insp, int(k)
         self.data = as_imageset(dataset)
         self._key = None
+        self.examples = None
+        if examples is not None:
+            from ..methods.scan import open_examples
+            self.examples = open_examples(examples, insp)  # another model's folder: an error naming the fix
 
     @property
     def key(self) -> str:
@@ -211,6 +220,8 @@ class PatchSource:
         return self._key
 
     def get(self, layer: str, progress=None):
+        if self.examples is not None and layer in self.examples.layers:
+            return self.examples.top_patches(layer)
         return self.insp.cached("top_patches", {"layer": layer, "k": self.k, "data": self.key}, None,
                                 lambda: top_patches(self.insp, self.data, layer, k=self.k, progress=progress))
 
@@ -221,7 +232,11 @@ class View(W.VBox):
     Subclasses put their parts in ``self.body`` and call :meth:`submit` for anything slow.
     """
 
+    BUSY_AFTER = 0.2  # seconds of work before the status line says so
+
     def __init__(self, selection: Selection | None = None, synchronous: bool = False, css_class: str = "", **kw):
+        self._status_lock = threading.Lock()
+        self._status_request = None
         self.selection = selection if selection is not None else Selection()
         self.executor = LatestExecutor(synchronous=synchronous)
         self.error = ErrorArea()
@@ -235,18 +250,38 @@ class View(W.VBox):
 
     def submit(self, job: Callable[[Any], Any], on_result: Callable[[Any], None],
                on_partial: Callable[[Any], None] | None = None, busy: str = "working…"):
-        """Run ``job(ticket)`` in the background; only the newest request's result reaches ``on_result``."""
-        self.status.value = f'<span class="t-busy">{html.escape(busy)}</span>'
+        """Run ``job(ticket)`` in the background; only the newest request's result reaches ``on_result``.
+
+        The status line says ``busy`` only once the work has taken ``BUSY_AFTER`` seconds: a quick click then
+        costs no status messages and no line that appears and vanishes (moving everything below it).
+        """
+        request = object()
+        with self._status_lock:
+            self._status_request = request
+
+        def show_busy():
+            with self._status_lock:
+                if self._status_request is request:
+                    self.status.value = f'<span class="t-busy">{html.escape(busy)}</span>'
+        timer = threading.Timer(self.BUSY_AFTER, show_busy)
+        timer.daemon = True
+        timer.start()
+
+        def clear_busy():
+            timer.cancel()
+            with self._status_lock:
+                if self._status_request is request:
+                    self.status.value = ""  # unchanged values send nothing
 
         def done(value):
             with self.error.capture():
                 self.error.clear()
                 on_result(value)
-            self.status.value = ""
+            clear_busy()
 
         def failed(err):
             self.error.show(err)
-            self.status.value = ""
+            clear_busy()
 
         def partial(value):
             with self.error.capture():
