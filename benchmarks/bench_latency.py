@@ -8,6 +8,10 @@ reported too. Goal (issue 17): FilterGrid -> map and NeuronPicker -> guided back
 slider -> final map < 40 ms p50 with at most two picture updates per step.
 
     python benchmarks/bench_latency.py [--samples 50] [--apps voila,lab] [--modes nodelay,nagle] [--only bare,grid]
+                                       [--kernel-only]
+
+It first times the same views in process (no browser, no transport): input -> the picture's trait set, and the
+number of comm messages sent for it.
 """
 from __future__ import annotations
 
@@ -60,12 +64,13 @@ W.VBox([grid, browser, picker])""",
     """occ = nv.OcclusionExplorer(insp, images, selection=sel)
 occ""",
     """W.VBox([StateProbe(grid.mosaic, ["layout"], css_class="t-state-grid"),
-        StateProbe(picker.maps, ["layout"], css_class="t-state-maps")])""",
+        StateProbe(picker.maps, ["layout"], css_class="t-state-maps"),
+        StateProbe(occ, ["shown"], css_class="t-state-occ")])""",
 ]
 
 RECORDER = """() => {
   if (window.__lat) return;
-  const lat = window.__lat = {armed: false, t0: null, changes: [], target: null, view: null, busySeen: false};
+  const lat = window.__lat = {armed: false, t0: null, changes: [], target: null, also: null, alsoSeen: false};
   const start = () => { if (lat.armed && lat.t0 === null) lat.t0 = performance.now(); };
   document.addEventListener('click', start, true);
   document.addEventListener('keydown', start, true);
@@ -76,15 +81,21 @@ RECORDER = """() => {
       const el = m.target.nodeType === 1 ? m.target : m.target.parentElement;
       if (el && el.closest(lat.target)) { lat.changes.push(t); break; }
     }
-    // a view's work is over when its status line showed "busy" after the input and is clear again
-    if (lat.view && document.querySelector(lat.view + ' .t-busy')) lat.busySeen = true;
+    for (const m of muts) {
+      const el = m.target.nodeType === 1 ? m.target : m.target.parentElement;
+      if (lat.also && el && el.closest(lat.also)) lat.alsoSeen = true;
+    }
   }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ['src'], childList: true,
                              characterData: true});
-  window.__arm = (target, view) => { Object.assign(lat, {armed: true, t0: null, changes: [], target: target,
-                                                         view: view, busySeen: false}); };
+  window.__arm = (target, also) => { Object.assign(lat, {armed: true, t0: null, changes: [], target: target,
+                                                         also: also, alsoSeen: false}); };
 }"""
 
 BUSY = "document.querySelector('.t-busy') === null"
+# the complete heat map for the window the slider shows now (the probe mirrors OcclusionExplorer.shown)
+OCCLUSION_DONE = ("(() => { const s = JSON.parse(document.querySelector('.t-state-occ').innerText).shown;"
+                  " const w = Number(document.querySelector('.t-occlusion-window .widget-readout').innerText);"
+                  " return s.complete === true && s.window === w; })()")
 
 
 def tile_center(page, state_css: str, img_css: str, tile: int) -> dict:
@@ -99,18 +110,19 @@ def tile_center(page, state_css: str, img_css: str, tile: int) -> dict:
 class Interaction:
     """One input and the picture that answers it; ``final`` waits for the view to be idle (occlusion)."""
 
-    def __init__(self, name, target, act, final=False, view=None):
-        self.name, self.target, self.act, self.final, self.view = name, target, act, final, view
+    def __init__(self, name, target, act, final=None, also=None):
+        self.name, self.target, self.act, self.final, self.also = name, target, act, final, also
 
     def sample(self, page, i: int, timeout: float = 30.0):
         page.wait_for_function(BUSY, timeout=timeout * 1000)
-        page.evaluate(f"window.__arm({json.dumps(self.target)}, {json.dumps(self.view)})")
+        page.evaluate(f"window.__arm({json.dumps(self.target)}, {json.dumps(self.also)})")
         self.act(page, i)
-        if self.final:  # the view's status line clears after its last picture
-            page.wait_for_function(f"window.__lat.changes.length > 0 && window.__lat.busySeen && "
-                                   f"document.querySelector('{self.view} .t-busy') === null", timeout=timeout * 1000)
+        if self.final:  # a JS condition on the view's state probe: its last picture is on screen
+            page.wait_for_function(f"window.__lat.changes.length > 0 && ({self.final})", timeout=timeout * 1000)
         else:
             page.wait_for_function("window.__lat.changes.length > 0", timeout=timeout * 1000)
+        if self.also:  # the same input also starts slower work elsewhere: let it finish before the next sample
+            page.wait_for_function("window.__lat.alsoSeen", timeout=timeout * 1000)
         lat = page.evaluate("({t0: window.__lat.t0, changes: window.__lat.changes})")
         end = lat["changes"][-1] if self.final else lat["changes"][0]
         return end - lat["t0"], len(lat["changes"])
@@ -140,13 +152,14 @@ def interactions() -> dict:
         "bare_slider": Interaction("bare floor: IntSlider -> Label", ".t-bare-label",
                                    key_on(".t-bare-slider .noUi-handle")),
         "grid_map": Interaction("FilterGrid click -> ActivationBrowser map", ".t-activations-large img",
-                                click_at(".t-filtergrid-mosaic img", ".t-state-grid")),
+                                click_at(".t-filtergrid-mosaic img", ".t-state-grid"),
+                                also=".t-neuronpicker-result img"),
         "grid_gb": Interaction("FilterGrid click -> NeuronPicker guided backprop", ".t-neuronpicker-result img",
                                click_at(".t-filtergrid-mosaic img", ".t-state-grid")),
         "picker_gb": Interaction("NeuronPicker map click -> guided backprop", ".t-neuronpicker-result img",
                                  click_at(".t-neuronpicker-maps img", ".t-state-maps", tiles=(3, 4))),
         "occlusion": Interaction("OcclusionExplorer window slider -> final map", ".t-occlusion-heatmap img",
-                                 key_on(".t-occlusion-window .noUi-handle"), final=True, view=".t-occlusion"),
+                                 key_on(".t-occlusion-window .noUi-handle"), final=OCCLUSION_DONE),
     }
 
 
@@ -237,13 +250,79 @@ def measure(page, inter: Interaction, samples: int, warmup: int = 3) -> dict:
             "updates_per_step": statistics.median(counts), "samples": len(times)}
 
 
+def kernel_side(samples: int) -> dict:
+    """The same views in this process, no browser: input -> the answering picture's trait set, and how many comm
+    messages the views send for it (the part of each click that is ours, free of transport and browser)."""
+    import threading
+
+    from ipywidgets.widgets import widget as widget_module
+    sent = []
+    original = widget_module.Widget._send
+
+    def counting_send(self, msg, buffers=None):
+        sent.append(type(self).__name__)
+        return original(self, msg, buffers)
+    widget_module.Widget._send = counting_send
+    try:
+        import ipynetviz as nv
+        insp = nv.zoo.load("shapes-cnn", seed=0)
+        images, _ = nv.zoo.shapes(8, split="test")
+        sel = nv.Selection(layer="conv1")
+        grid = nv.FilterGrid(insp, layer="conv1", selection=sel)
+        browser = nv.ActivationBrowser(insp, images, selection=sel)
+        picker = nv.NeuronPicker(insp, images, selection=sel)
+        occ = nv.OcclusionExplorer(insp, images, selection=sel)
+        views = (grid, browser, picker, occ)
+        steps = itertools.count()
+        cases = {
+            "grid_map": (browser.large, "src", lambda: grid.click_tile(7 + next(steps) % 2)),
+            "grid_gb": (picker.result_view, "src", lambda: grid.click_tile(7 + next(steps) % 2)),
+            "picker_gb": (picker.result_view, "src", lambda: picker.click_map(3 + next(steps) % 2)),
+            "occlusion": (occ, "shown", lambda: setattr(occ, "window", 16 + next(steps) % 2)),
+        }
+        figures = {}
+        for key, (obj, name, act) in cases.items():
+            times, counts = [], []
+            for i in range(samples + 3):
+                for v in views:
+                    v.wait()
+                answered = threading.Event()
+
+                def seen(change):
+                    if name != "shown" or change["new"].get("complete"):
+                        answered.set()
+                obj.observe(seen, names=name)
+                sent.clear()
+                t0 = time.perf_counter()
+                act()
+                answered.wait(30)
+                t1 = time.perf_counter()
+                obj.unobserve(seen, names=name)
+                for v in views:
+                    v.wait()
+                if i >= 3:
+                    times.append((t1 - t0) * 1000)
+                    counts.append(len(sent))
+            figures[key] = {"p50_ms": round(percentile(times, 0.5), 2), "p90_ms": round(percentile(times, 0.9), 2),
+                            "messages": statistics.median(counts)}
+            print(f"kernel side {key:10s} p50 {figures[key]['p50_ms']:6.2f} ms  p90 {figures[key]['p90_ms']:6.2f} ms"
+                  f"  comm messages {figures[key]['messages']}", flush=True)
+        return figures
+    finally:
+        widget_module.Widget._send = original
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--apps", default="voila,lab")
     ap.add_argument("--modes", default="nodelay,nagle", help="nodelay: with the server extension; nagle: without")
     ap.add_argument("--only", default=",".join(interactions()))
+    ap.add_argument("--kernel-only", action="store_true", help="only the in-process kernel-side figures")
     args = ap.parse_args(argv)
+    kernel = kernel_side(args.samples)
+    if args.kernel_only:
+        return
     import nbformat
     from playwright.sync_api import sync_playwright
 
@@ -278,7 +357,7 @@ def main(argv=None) -> None:
     out = RESULTS / "latency-cpu.json"
     load = os.getloadavg()
     out.write_text(json.dumps({"benchmark": "latency", "samples": args.samples, "load_average": load,
-                               "figures": figures}, indent=2))
+                               "figures": figures, "kernel_side": kernel}, indent=2))
     print(f"load average {load[0]:.1f}; wrote {out}")
     shutil.rmtree(work, ignore_errors=True)
 
