@@ -9,6 +9,7 @@ Subpackages, each importable on its own:
 * ``optimize``      class visualization, inversion, DeepDream, style, adversarial images
 * ``training``      the one training loop (``train`` -> ``Run``) shared by the zoo and the labs
 * ``compression``   Deep Compression (prune, quantize, encode into a file) and DSD training
+* ``dynamics``      learning dynamics by SVCCA over checkpoints, freeze training, transfer experiments
 
 Every public name of a subpackage is also reachable here, e.g. ``ipynetviz.methods.saliency``; they are
 resolved on first use so that importing one method does not import all the others.
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import importlib
 
-SUBPACKAGES = ("attribution", "units", "embedding", "correspondence", "optimize", "training", "compression")
+SUBPACKAGES = ("attribution", "units", "embedding", "correspondence", "optimize", "training", "compression",
+               "dynamics")
 
 
 def __getattr__(name: str):

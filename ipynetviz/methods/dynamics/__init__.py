@@ -1,0 +1,11 @@
+"""Representations over training and across tasks: learning dynamics, freeze training, transfer.
+
+After Raghu, Gilmer, Yosinski & Sohl-Dickstein, "SVCCA" (NIPS 2017): ``learning_dynamics`` compares every
+layer at every checkpoint of a run with the final network, and ``freeze_training`` freezes layers bottom-up;
+and Yosinski, Clune, Bengio & Lipson, "How transferable are features in deep neural networks?" (NIPS 2014):
+``transfer_experiment`` trains baseA, baseB, BnB, BnB+, AnB and AnB+ for every n. All of them train through
+the one loop of :mod:`ipynetviz.methods.training` and measure with :mod:`ipynetviz.methods.correspondence`.
+"""
+from .learning import METHODS, DynamicsResult, default_layers, learning_dynamics
+
+__all__ = ["learning_dynamics", "DynamicsResult", "default_layers", "METHODS"]
