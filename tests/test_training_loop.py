@@ -5,7 +5,6 @@ import math
 import threading
 import time
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

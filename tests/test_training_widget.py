@@ -65,7 +65,9 @@ def test_controls_are_the_traits_and_the_layer_follows_the_selection():
     assert isinstance(run.model.bn1, torch.nn.BatchNorm2d)
     assert isinstance(run.optimizer, torch.optim.SGD) and run.optimizer.defaults["nesterov"]
     sel.layer = "conv2"
-    assert lab.layer == "conv2" and lab.maps.layout["n"] == 64
+    assert lab.layer == "conv2" and lab.maps.layout["n"] == 64 and lab.filters.layer == "conv2"
+    lab.filters.click_tile(5)  # a filter clicked in the lab selects its channel everywhere
+    assert sel.channel == 5 and sel.layer == "conv2"
     lab.layer = "relu3"
     assert sel.layer == "relu3"
     with pytest.raises(SettingError, match="no setting 'learning_rate'"):

@@ -12,8 +12,6 @@ import html
 import time
 
 import ipywidgets as W
-import numpy as np
-import torch
 import traitlets
 
 from ..engine import Inspector, Selection
@@ -263,8 +261,9 @@ class TrainingLab(View):
             if self.layer not in layers:
                 self.layer = layers[1] if len(layers) > 1 else (layers[0] if layers else "")
             if self.view_insp.conv_layers:
+                # the shared selection: a filter clicked here selects that layer and channel in the other views
                 self.filters = FilterGrid(self.view_insp, layer=self.view_insp.conv_layers[0],
-                                          selection=Selection())
+                                          selection=self.selection)
                 self.filter_box.children = [self.filters]
             else:
                 self.filters = None
