@@ -30,6 +30,8 @@ class ActivationBrowser(View):
         patches: compute top patches at all (False: maps only).
         max_thumbs: images shown as clickable thumbnails (the index box reaches all).
         synchronous: compute in the caller's thread (scripts and tests) instead of a background worker.
+        examples: a dataset-examples folder saved by ``ipynetviz.methods.scan`` from the patches' data set
+            with this model: its layers' top patches open instantly instead of being scanned.
 
     Traits: ``layer``, ``channel``, ``image_index``, ``per_map``.
     """
@@ -41,11 +43,12 @@ class ActivationBrowser(View):
 
     def __init__(self, insp, images, layer: str | None = None, dataset=None, selection: Selection | None = None,
                  k: int = 9, per_map: bool = False, patches: bool = True, max_thumbs: int = 48,
-                 synchronous: bool = False, **kw):
+                 synchronous: bool = False, examples=None, **kw):
         super().__init__(selection=selection, synchronous=synchronous, css_class="t-activations", **kw)
         self.insp = insp
         self.images = as_imageset(images)
-        self.patches = PatchSource(insp, self.images if dataset is None else dataset, k) if patches else None
+        self.patches = PatchSource(insp, self.images if dataset is None else dataset, k,
+                                   examples=examples) if patches else None
         self.patches_from_images = dataset is None
         self.layers = spatial_layers(insp)
         if not self.layers:

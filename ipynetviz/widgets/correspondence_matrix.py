@@ -47,6 +47,8 @@ class CorrespondenceMatrix(View):
         grid_images: images for the grid.
         size: heatmap side in screen pixels.
         synchronous: compute in the caller's thread (scripts, tests) instead of a background worker.
+        examples: a dataset-examples folder saved by ``ipynetviz.methods.scan`` with network A: the layer pairs
+            it holds moments for (and A's top patches) open instantly, computed over the whole scanned data set.
 
     Traits: ``layer_a``, ``layer_b``, ``mode``, ``scope``, ``cell`` ((row unit, column unit) of the shown
     matrix: (A unit, B unit) between nets, two A or two B units within), ``cell_corr`` (None for a dead
@@ -72,7 +74,7 @@ class CorrespondenceMatrix(View):
     def __init__(self, insp_a, insp_b, dataset, layer_a: str | None = None, layer_b: str | None = None,
                  selection: Selection | None = None, max_images: int | None = 500, mode: str = "bipartite",
                  scope: str = "between", k: int = 9, grid: bool = True, grid_layers=None, grid_images: int = 200,
-                 size: int = 384, synchronous: bool = False, **kw):
+                 size: int = 384, synchronous: bool = False, examples=None, **kw):
         super().__init__(selection=selection, synchronous=synchronous, css_class="t-correspondence", **kw)
         self.insp = {"a": insp_a, "b": insp_b}
         self.data = first_images(as_imageset(dataset), max_images)
@@ -88,7 +90,9 @@ class CorrespondenceMatrix(View):
                                                      self.layers["a"] else None) or self._default_layer("a"))
         start_b = self._check_layer("b", layer_b or (start_a if start_a in self.layers["b"] else
                                                      self._default_layer("b")))
-        self.patches = {s: PatchSource(self.insp[s], self.data, max(self.k, 1)) for s in "ab"}
+        self.patches = {s: PatchSource(self.insp[s], self.data, max(self.k, 1), examples=examples if s == "a" else None)
+                        for s in "ab"}
+        self.examples = self.patches["a"].examples
         self.results: dict[tuple[str, str], object] = {}  # (layer_a, layer_b) -> CorrespondenceResult
         self.top: dict[tuple[str, str], object] = {}  # (side, layer) -> TopPatchesResult
         self.maps: dict[tuple[str, str, int], np.ndarray] = {}  # (side, layer, image) -> (C, h, w)
@@ -236,6 +240,8 @@ class CorrespondenceMatrix(View):
         return self.maps[key]
 
     def _correspondence(self, la: str, lb: str):
+        if (la, lb) not in self.results and self.examples is not None and (la, lb) in self.examples.pairs:
+            self.results[la, lb] = self.examples.correspondence(la, lb)  # saved moments: no pass over the data
         if (la, lb) not in self.results:
             sa, sb = self.insp["a"].layer_shape(la), self.insp["b"].layer_shape(lb)
             align = "pool" if sa[1:] != sb[1:] else None  # maps of different sizes: pool the larger

@@ -34,6 +34,8 @@ class PatchGallery(View):
         selection: the shared :class:`ipynetviz.Selection` (default: a new one).
         k: patches and neighbours shown.
         synchronous: compute in the caller's thread (scripts and tests).
+        examples: a dataset-examples folder saved by ``ipynetviz.methods.scan`` from ``dataset`` with this
+            model: its layers' top patches open instantly instead of being scanned.
 
     Traits: ``layer``, ``channel``, ``image_index``, ``feature_layer``.
     """
@@ -45,10 +47,10 @@ class PatchGallery(View):
 
     def __init__(self, insp, dataset, layer: str | None = None, channel: int | None = None,
                  feature_layer: str | None = None, selection: Selection | None = None, k: int = 9,
-                 synchronous: bool = False, **kw):
+                 synchronous: bool = False, examples=None, **kw):
         super().__init__(selection=selection, synchronous=synchronous, css_class="t-gallery", **kw)
         self.insp, self.k = insp, int(k)
-        self.source = PatchSource(insp, dataset, k)
+        self.source = PatchSource(insp, dataset, k, examples=examples)
         self.data = self.source.data
         self.layers = [n for n in insp.layers if insp.layer_shape(n)]
         start = layer or (self.selection.layer if self.selection.layer in self.layers else None) or \
