@@ -57,7 +57,8 @@ class LayerCode:
     Attributes:
         name, shape, kind: the layer, its weight shape, ``"conv"`` or ``"fc"``.
         mode: ``"codebook"`` (shared weights, ``bits`` per code) or ``"raw"`` (kept float32 values, pruning only).
-        bits, index_bits: fixed-width sizes before Huffman coding (``bits`` is 32 for raw values).
+        bits, index_bits: fixed-width sizes before Huffman coding (``bits`` is 32 for raw values; ``index_bits``
+            is 0 for a layer stored densely, every weight in order, when that is smaller than sparse entries).
         n_weights, n_kept, n_entries: weights of the layer, kept ones, entries stored (kept + fillers).
         codebook: float32 shared values (entry 0 is 0.0); empty in raw mode.
         weights: Huffman stream of the codes (codebook mode); ``values``: raw float32 bytes (raw mode).
@@ -107,8 +108,10 @@ class LayerCode:
 
     def decode(self) -> torch.Tensor:
         """The layer's weight tensor (float32), exactly as encoded."""
-        diffs = self.index.decode(self.n_entries)
-        positions = np.cumsum(diffs + 1) - 1
+        if self.index_bits == 0:  # stored densely, every weight in order
+            positions = np.arange(self.n_entries)
+        else:
+            positions = np.cumsum(self.index.decode(self.n_entries) + 1) - 1
         flat = np.zeros(self.n_weights, np.float32)
         if self.n_entries and positions[-1] >= self.n_weights:
             from .fileformat import CompressedFileError
@@ -179,6 +182,10 @@ def encode_layer(name: str, weight: torch.Tensor, kind: str, index_bits: int, *,
         else:
             mode, book, code_flat = "raw", np.zeros(0, np.float32), None
     positions, diffs = relative_indices(mask, index_bits)
+    value_bits = max(1, math.ceil(math.log2(len(book)))) if mode == "codebook" else 32
+    if len(w) * value_bits <= len(positions) * (value_bits + index_bits):
+        # every weight in order is smaller than sparse entries (an unpruned or barely pruned layer): no indices
+        index_bits, positions, diffs = 0, np.arange(len(w)), np.zeros(0, np.int64)
     index = Huffman.encode(diffs)
     if mode == "codebook":
         bits = max(1, math.ceil(math.log2(len(book))))
