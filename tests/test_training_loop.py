@@ -349,3 +349,27 @@ def test_a_failing_hook_ends_the_run_with_its_message():
     assert ended == ["failed"] and len(run.history) == 2
     again = train(run.model, (x, y), epochs=1, batch_size=16, background=False)  # the model is free again
     assert again.complete
+
+
+def test_budgeted_evaluation_takes_its_share_of_the_time(monkeypatch):
+    from ipynetviz.methods.training import record
+
+    clock = [0.0]
+    monkeypatch.setattr(record.time, "perf_counter", lambda: clock[0])
+
+    class FakeRun:
+        total_steps, steps_per_epoch, step, epoch = 100, 10, 0, 0
+
+    ev = record.Evaluator(every=1, budget=0.1)
+    ev._evaluate = lambda run: clock.__setitem__(0, clock[0] + 0.5)  # an evaluation costs 0.5 s
+    run, at = FakeRun(), []
+    assert not ev.due(run, 0)  # no evaluation before the first step (the first point comes sooner)
+    for step in range(1, 101):
+        clock[0] += 0.125  # a step costs 1/8 s
+        run.step = step
+        if ev.due(run, step):
+            at.append(step)
+            ev(run)
+    # the first at step 1 (no cost known yet), then after every 5 s of training (40 steps), and the last step
+    assert at == [1, 41, 81, 100]
+    assert not record.Evaluator(every=3).due(run, 4) and record.Evaluator(every=3).due(run, 6)

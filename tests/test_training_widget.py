@@ -28,7 +28,7 @@ def test_a_run_draws_curves_filters_maps_and_bars():
     assert lab.points == 6
     marks = lab.curves.series[0]
     np.testing.assert_array_equal(marks["loss"].x, np.arange(1, 7))
-    assert len(marks["test_accuracy"].y) == 2  # start and end of the one epoch
+    assert len(marks["test_accuracy"].y) >= 1  # as often as 4% of the time allows, and at the end
     assert marks["test_accuracy"].y[-1] == pytest.approx(run.history.evals[-1]["test_accuracy"])
     # the filters shown are the trained weights, not the initial ones
     shown = lab.filters.result.weights

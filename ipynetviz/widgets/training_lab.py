@@ -59,7 +59,7 @@ class TrainingLab(View):
         model: ``"shapes-cnn"``, ``"digits-cnn"`` or ``"mlp-512"`` (other settings: the traits below).
         selection: a shared :class:`ipynetviz.Selection`; the layer picked here is selected there and back.
         background: train in a thread (False: ``start()`` returns when the run ends; scripts and tests).
-        n_test: test images measured once per epoch.
+        n_test: test images measured as often as 4% of the training time allows (and at the end).
         interval: seconds between two redraws of the live views.
 
     Traits: ``model_name``, ``batch_norm``, ``corruption``, ``p``, ``augment``, ``optimizer``, ``lr``,
@@ -92,7 +92,7 @@ class TrainingLab(View):
     draws = traitlets.Int(0)
 
     def __init__(self, model: str = "shapes-cnn", selection: Selection | None = None, background: bool = True,
-                 n_test: int = 256, interval: float = 0.5, **settings):
+                 n_test: int = 200, interval: float = 0.5, **settings):
         super().__init__(selection=selection, synchronous=True, css_class="t-training-lab")
         self.model_name = model
         for k, v in settings.items():
@@ -214,7 +214,8 @@ class TrainingLab(View):
                                batch_norm=self.batch_norm, corruption=self.corruption, p=self.p,
                                augment=self.augment, optimizer=self.optimizer, lr=self.lr, schedule=self.schedule,
                                batch_size=self.batch_size, weight_decay=self.weight_decay, epochs=self.epochs,
-                               seed=self.seed, record_every=20, hooks=[self.live], background=self.background)
+                               seed=self.seed, record_every=20, eval_every=1, eval_budget=0.04,
+                               hooks=[self.live], background=self.background)
         except Exception:
             self.state = "idle"
             self.pause_button.disabled = self.stop_button.disabled = True

@@ -76,7 +76,8 @@ def train(model: nn.Module | Callable[[], nn.Module] | str, data=None, *, test=N
           param_groups: Callable[[nn.Module], list] | None = None, schedule=None, warmup: float = 0.0,
           loss: Callable | None = None, transform="auto", augment: Callable | None = None,
           hooks: Sequence[Any] = (), param_update: Callable | None = None, frozen: Sequence[str] = (),
-          eval_every: int | None = None, train_eval: int = 0, record_every: int | None = None,
+          eval_every: int | None = None, eval_budget: float | None = None, train_eval: int = 0,
+          record_every: int | None = None,
           histogram_bins: int = 30, checkpoints: Sequence[float] = (), checkpoint_dir=None,
           max_checkpoints: int = 32, good_every: int | None = None, seed: int = 0, device="auto",
           background: bool = True, cancel=None, progress=False, callback: Callable | None = None,
@@ -107,6 +108,8 @@ def train(model: nn.Module | Callable[[], nn.Module] | str, data=None, *, test=N
         augment: ``(images, generator) -> images`` applied to training batches before ``transform``.
         hooks, param_update, frozen: how other labs plug in (module docstring of ``loop``).
         eval_every: steps between evaluations of ``test`` (and of ``train_eval`` training images); None: per epoch.
+        eval_budget: evaluate only while evaluations take at most this share of the time (live views; the
+            points then depend on timing); None: exactly every ``eval_every`` steps.
         train_eval: how many training images (the first ones, with the labels trained on) to evaluate too.
         record_every: steps between per-layer records (norms, update ratios, histograms); None: no records.
         histogram_bins: bins of the weight and gradient histograms (0: none).
@@ -179,7 +182,9 @@ def train(model: nn.Module | Callable[[], nn.Module] | str, data=None, *, test=N
         if test_t is not None or train_eval:
             n_eval = min(int(train_eval), len(x))
             evaluator = Evaluator(test=test_t, train=(x[:n_eval], y[:n_eval]) if n_eval else None,
-                                  every=eval_every, transform=transform, loss_fn=loss)
+                                  every=eval_every, transform=transform, loss_fn=loss,
+                                  budget=None if eval_budget is None else check_range(
+                                      eval_budget, "eval_budget", 0.0, 1.0, low_open=True))
         all_hooks = list(hooks)
         if record_every is not None:
             all_hooks.insert(0, LayerRecorder(record_every, bins=histogram_bins))

@@ -4,6 +4,8 @@ Both are hooks of the one loop (see :mod:`ipynetviz.methods.training.loop`); the
 """
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 
@@ -47,19 +49,37 @@ class Evaluator:
             randomization test: how well the corrupted labels are fit), or None.
         every: steps between evaluations (None: once per epoch).
         transform: the run's input transform (no augmentation).
+        budget: for live views: evaluate only when the time trained since the last evaluation is at least
+            ``1 / budget`` times what that evaluation cost (so it takes at most this share of the time), and
+            not at step 0; None: exactly every ``every`` steps (reproducible evaluation points).
     """
 
     def __init__(self, test=None, train=None, every: int | None = None, transform=None, loss_fn=None,
-                 batch_size: int = 500):
+                 batch_size: int = 500, budget: float | None = None):
         self.test, self.train = test, train
         self.every = None if every is None else check_positive_int(every, "eval_every")
         self.transform, self.loss_fn, self.batch_size = transform, loss_fn, batch_size
+        self.budget = budget
+        self._cost, self._last = 0.0, time.perf_counter()
 
     def due(self, run, step: int) -> bool:
+        if step == run.total_steps:
+            return True
         every = self.every or run.steps_per_epoch
-        return step == 0 or step % every == 0 or step == run.total_steps
+        if self.budget is None:
+            return step == 0 or step % every == 0
+        if step == 0:
+            self._last = time.perf_counter()
+            return False
+        return step % every == 0 and (time.perf_counter() - self._last) * self.budget >= self._cost
 
     def __call__(self, run) -> None:
+        t0 = time.perf_counter()
+        self._evaluate(run)
+        self._last = time.perf_counter()
+        self._cost = self._last - t0
+
+    def _evaluate(self, run) -> None:
         row = {"step": run.step, "epoch": run.epoch}
         for name, split in (("test", self.test), ("train", self.train)):
             if split is not None:
