@@ -6,6 +6,8 @@ and Yosinski, Clune, Bengio & Lipson, "How transferable are features in deep neu
 ``transfer_experiment`` trains baseA, baseB, BnB, BnB+, AnB and AnB+ for every n. All of them train through
 the one loop of :mod:`ipynetviz.methods.training` and measure with :mod:`ipynetviz.methods.correspondence`.
 """
+from .freeze import FreezeResult, backward_macs, forward_macs, freeze_training
 from .learning import METHODS, DynamicsResult, default_layers, learning_dynamics
 
-__all__ = ["learning_dynamics", "DynamicsResult", "default_layers", "METHODS"]
+__all__ = ["learning_dynamics", "DynamicsResult", "default_layers", "METHODS", "freeze_training", "FreezeResult",
+           "forward_macs", "backward_macs"]
