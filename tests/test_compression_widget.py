@@ -110,3 +110,18 @@ def test_dsd_view_and_errors(setting):
     assert "no layer shares weights" in lab.error.message
     with pytest.raises(Exception, match="sparsity"):
         lab.set_sparsity("fc1", 1.0)
+
+
+def test_run_dsd_from_the_lab_draws_five_histograms_and_stops(setting):
+    insp, test, train = setting
+    lab = CompressionLab(insp, test, train_data=train, synchronous=True)
+    lab.run_dsd(epochs=1)
+    assert lab.error.message == "" and lab.dsd_result.complete
+    assert len(lab.dsd_box.children[0].children) == 5 and lab.progress.value == pytest.approx(1.0)
+    assert "baseline" in lab.dsd_box.children[1].children[1].value
+    lab.dsd_result = None
+    lab.dsd_box.children = []
+    lab.progress.observe(lambda _: lab.stop(), names="value")  # Stop pressed once training shows progress
+    lab.run_dsd(epochs=1)
+    assert not lab.dsd_result.complete and lab.dsd_result.seeds == () and lab.error.message == ""
+    assert lab.dsd_box.children == () and not lab.dsd_button.disabled

@@ -104,6 +104,7 @@ class CompressionLab(View):
         self.layers = list(self.modules)
         self.dense_weights = {n: m.weight.detach().cpu().float().clone() for n, m in self.modules.items()}
         images, labels = data
+        self.test_data = (images, labels)
         self.probe = C.AccuracyProbe(self.work, images, labels)
         self.dense_accuracy = self.probe.accuracy()
         self._cache: dict = {}
@@ -173,11 +174,17 @@ class CompressionLab(View):
             self.filters_before = self.filters_after = None
         self.dsd_box = W.VBox([])
         self.dsd_box.add_class("t-compression-dsd")
+        self.dsd_button = W.Button(description="Run DSD", icon="play", disabled=train_data is None)
+        self.dsd_button.add_class("t-compression-dsd-run")
+        self.dsd_button.on_click(lambda _: self.run_dsd())
+        self._dsd_stop = threading.Event()
+        self.dsd_thread: threading.Thread | None = None
+        self.dsd_result = None
         self.reset_button = W.Button(description="Reset", icon="undo")
         self.reset_button.add_class("t-compression-reset")
         self.reset_button.on_click(lambda _: self.reset())
         controls = W.VBox(rows + [W.HBox([self.retrain_button, self.finetune_button, self.stop_button]),
-                                  W.HBox([self.progress, self.reset_button])])
+                                  W.HBox([self.progress, self.reset_button, self.dsd_button])])
         pictures = W.VBox([self.layer_picker, self.histogram, W.HBox([self.pattern, self.gaps]), self.picture_info])
         self.body.children = [W.HBox([self.accuracy_text, self.rate_text]), W.HBox([controls, pictures]),
                               self.table, W.HBox([self.path_text, self.save_button, self.saved_text]),
@@ -409,9 +416,53 @@ class CompressionLab(View):
         self._update()
 
     def stop(self) -> None:
-        """Stop fine-tuning at the next step (the centroids keep what they learned)."""
+        """Stop retraining, fine-tuning or DSD at the next step (what was learned so far stays)."""
         if self.run is not None:
             self.run.stop()
+        self._dsd_stop.set()
+
+    @guarded
+    def run_dsd(self, epochs: int = 2, sparsity: float = 0.3, seeds=(0,), background: bool | None = None):
+        """Train a fresh copy of the architecture dense-sparse-dense (and its dense baseline); then ``show_dsd``."""
+        if self.train_data is None:
+            raise SettingError("no train_data given to the lab; pass CompressionLab(insp, test, train_data=...)")
+        if self.dsd_thread is not None and self.dsd_thread.is_alive():
+            raise SettingError("DSD is already running; press Stop or wait for it")
+        template = copy.deepcopy(self.insp.model).cpu()
+
+        def fresh():  # the same architecture, newly initialised (train() seeds torch before calling this)
+            model = copy.deepcopy(template)
+            for m in model.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+            return model
+        self._dsd_stop.clear()
+        self.dsd_button.disabled, self.stop_button.disabled = True, False
+        test = self.test_data
+        runs = {"n": 0}
+
+        def progress(done, total):
+            if done == 1:
+                runs["n"] += 1
+            self.progress.value = min(1.0, ((runs["n"] - 1) + done / max(total, 1)) / (5 * len(seeds)))
+
+        def work():
+            with self.error.capture():
+                try:
+                    result = C.dsd(fresh, self.train_data, test, sparsity=sparsity, epochs=epochs, seeds=seeds,
+                                   transform=batch_transform(self.insp), cancel=self._dsd_stop, progress=progress,
+                                   device="cpu")
+                    self.dsd_result = result
+                    if result.histograms:
+                        self.show_dsd(result)
+                finally:
+                    self.dsd_button.disabled, self.stop_button.disabled = self.train_data is None, True
+        if background if background is not None else not self.executor.synchronous:
+            self.dsd_thread = threading.Thread(target=work, name="ipynetviz-dsd", daemon=True)
+            self.dsd_thread.start()
+        else:
+            work()
+        return self.dsd_thread
 
     # ------------------------------------------------------------ DSD
     def show_dsd(self, result) -> None:

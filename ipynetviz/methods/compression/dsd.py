@@ -72,7 +72,8 @@ def _curve(runs) -> tuple[np.ndarray, np.ndarray]:
 def dsd(model: Callable[[], nn.Module], data: tuple, test: tuple, *, sparsity: float = 0.3,
         keep_dense: Sequence[str] | None = None, epochs: int = 5, lr: float = 1e-3, optimizer: str = "adam",
         redense_factor: float = 0.1, seeds: Sequence[int] = (0, 1, 2), batch_size: int = 64, augment=None,
-        transform="auto", layer: str | None = None, bins: int = 60, cancel=None, progress=False) -> DSDResult:
+        transform="auto", layer: str | None = None, bins: int = 60, device="auto", cancel=None,
+        progress=False) -> DSDResult:
     """Dense-sparse-dense training of fresh models from ``model()``, with an equal-epoch dense baseline.
 
     Args:
@@ -86,6 +87,7 @@ def dsd(model: Callable[[], nn.Module], data: tuple, test: tuple, *, sparsity: f
         batch_size, augment, transform: as in ``methods.training.train``.
         layer: whose weights the histograms show (None: the largest layer).
         bins: histogram bins.
+        device: where to train (``"auto"``: CUDA when present).
         cancel, progress: the house control vocabulary (``progress`` drives each run).
 
     Returns:
@@ -106,6 +108,7 @@ def dsd(model: Callable[[], nn.Module], data: tuple, test: tuple, *, sparsity: f
     if layer is None:
         layer = max(layers, key=lambda n: layers[n].weight.numel())
     common = dict(batch_size=batch_size, optimizer=optimizer, transform=transform, augment=augment, test=test,
+                  device=device,
                   background=False, cancel=cancel, progress=progress)
     acc = {k: [] for k in STAGES}
     histograms: tuple = ()
