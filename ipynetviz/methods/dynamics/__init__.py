@@ -8,6 +8,8 @@ the one loop of :mod:`ipynetviz.methods.training` and measure with :mod:`ipynetv
 """
 from .freeze import FreezeResult, backward_macs, forward_macs, freeze_training
 from .learning import METHODS, DynamicsResult, default_layers, learning_dynamics
+from .transfer import CONDITIONS, PAPER_FIG2, TransferRecord, TransferResult, split_classes, transfer_experiment
 
 __all__ = ["learning_dynamics", "DynamicsResult", "default_layers", "METHODS", "freeze_training", "FreezeResult",
-           "forward_macs", "backward_macs"]
+           "forward_macs", "backward_macs", "transfer_experiment", "TransferResult", "TransferRecord",
+           "split_classes", "CONDITIONS", "PAPER_FIG2"]
