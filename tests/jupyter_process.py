@@ -91,10 +91,22 @@ class JupyterProcess:
         return requests.post(self.url + path, headers=self.headers(), json=body, **kw)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        """Shut kernels and terminals down through the API (they live in sessions of their own), then the server.
+
+        After its own cleanup a server can still wait at interpreter exit for idle anyio worker threads (seen
+        with jupyter_server 2.21 after a file listing); by then nothing is left to clean up, so it is killed.
+        """
+        if self.proc.poll() is not None:
+            return
+        try:
+            for kind, key in (("kernels", "id"), ("terminals", "name")):
+                for item in self.get(f"/api/{kind}", timeout=10).json():
+                    requests.delete(f"{self.url}/api/{kind}/{item[key]}", headers=self.headers(), timeout=30)
+        except requests.RequestException:
+            pass  # the server's own SIGTERM cleanup shuts them down too
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)

@@ -80,3 +80,23 @@ def test_palette_and_help_menu_entries_and_a_clear_message_when_the_copy_fails(l
     assert "Cannot copy the notebook" in text and "folder 'gone' does not exist" in text
     lab.screenshot("error-dialog")
     assert lab.our_console_errors() == []
+
+
+def test_notebook7_help_menu_copies_the_tour_and_opens_it(chromium, tmp_path):
+    root = tmp_path / "root"
+    (root / "class").mkdir(parents=True)
+    nb7 = JupyterPage(chromium, root, tmp_path, "notebook", "notebook7-help")
+    try:
+        page = nb7.goto("/tree/class", ".jp-DirListing")
+        page.locator(".lm-MenuBar-itemLabel", has_text="Help").click()
+        item = page.locator(".lm-Menu-itemLabel", has_text="ipynetviz: A tour of ipynetviz")
+        item.wait_for()
+        with page.context.expect_page() as opened:  # Notebook 7 opens a notebook in a new browser tab
+            item.click()
+        tab = opened.value
+        tab.wait_for_url("**/notebooks/class/tour.ipynb*", wait_until="commit")  # opened; no need to load it
+        assert (root / "class" / "tour.ipynb").read_bytes() == TOUR
+        tab.close()
+        assert nb7.our_console_errors() == []
+    finally:
+        nb7.close()
