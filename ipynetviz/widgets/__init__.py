@@ -17,6 +17,7 @@ _WIDGETS = {
     "ImageOptimizer": "image_optimizer",
     "TrainingLab": "training_lab",
     "CompressionLab": "compression_lab",
+    "DynamicsMatrix": "dynamics_matrix",
 }
 
 

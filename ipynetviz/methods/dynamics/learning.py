@@ -30,7 +30,8 @@ from ..correspondence._inputs import align_spatial
 from ..correspondence.cca import cca_from_moments
 from ..correspondence.cka import linear_cka_from_moments
 
-__all__ = ["DynamicsResult", "learning_dynamics", "default_layers", "METHODS", "similarity_from_moments",
+__all__ = ["DynamicsResult", "learning_dynamics", "default_layers", "canonical_directions", "layer_codes",
+           "checkpoint_states", "METHODS", "similarity_from_moments",
            "probe_tensor"]
 
 METHODS = ("svcca", "pwcca", "cka")
@@ -128,7 +129,7 @@ def _signature(state: dict) -> dict:
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
-def _states(run) -> tuple[nn.Module, list[dict], np.ndarray, np.ndarray, Callable | None]:
+def checkpoint_states(run) -> tuple[nn.Module, list[dict], np.ndarray, np.ndarray, Callable | None]:
     """(a model to load states into, the states, steps, fractions, transform) from a Run or a list of modules."""
     if hasattr(run, "checkpoints") and hasattr(run, "model"):
         ckpts = list(run.checkpoints)  # a snapshot: a run still training appends to its list
@@ -230,7 +231,7 @@ def learning_dynamics(run, data, layers: Sequence[str] | None = None, method: st
     check_cancel(cancel)
     callback_every = check_callback_every(callback_every)
     bs = check_batch_size(batch_size, default=250)
-    base, states, steps, fractions, transform = _states(run)
+    base, states, steps, fractions, transform = checkpoint_states(run)
     model = copy.deepcopy(base).cpu()
     dev = torch.device(device) if device is not None else next(base.parameters()).device
     model.to(dev).eval()
@@ -305,3 +306,59 @@ def learning_dynamics(run, data, layers: Sequence[str] | None = None, method: st
         callback(out)
     return out
 
+
+
+def canonical_directions(acts_a, acts_b, k: int = 2, keep=0.99) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top ``k`` SVCCA directions of two layers as variates over the samples (the SVCCA blog's aligned curves).
+
+    Each layer is centred and cut to the singular directions holding ``keep`` of its variance; CCA between the
+    two subspaces gives directions whose projections (unit-norm variates) correlate by ``corr``.
+
+    Args:
+        acts_a, acts_b: (n_samples, units) arrays for the same samples.
+        k: directions returned (at most the smaller kept rank).
+        keep: SVCCA's fraction of variance (None: all directions).
+
+    Returns:
+        ``(variates_a (n, k), variates_b (n, k), corr (k,))``, signs chosen so each pair correlates positively.
+
+    Example:
+        >>> rng = np.random.default_rng(0); z = rng.normal(size=(200, 2))
+        >>> va, vb, c = canonical_directions(z @ [[1, 2], [0, 1]], -3 * z, k=2)
+        >>> np.round(c, 6).tolist(), bool(np.allclose(va, vb))
+        ([1.0, 1.0], True)
+    """
+    def basis(x):
+        x = np.asarray(x, dtype=np.float64)
+        x = x - x.mean(0)
+        u, sv, _ = np.linalg.svd(x, full_matrices=False)
+        r = int((sv > sv[0] * max(x.shape) * np.finfo(float).eps).sum()) if sv.size and sv[0] > 0 else 0
+        if keep is not None and r:
+            frac = np.cumsum(sv[:r] ** 2) / np.sum(sv[:r] ** 2)
+            r = min(r, int((frac < keep - 1e-12).sum()) + 1)
+        return u[:, :r]
+    ua, ub = basis(acts_a), basis(acts_b)
+    if ua.shape[1] == 0 or ub.shape[1] == 0:
+        raise UndefinedSimilarityError("a layer has no varying unit on these inputs: no canonical directions")
+    p, corr, qh = np.linalg.svd(ua.T @ ub)
+    k = min(int(k), corr.size)
+    return ua @ p[:, :k], ub @ qh[:k].T, np.clip(corr[:k], 0.0, 1.0)
+
+
+def layer_codes(model: nn.Module, state: dict | None, x: torch.Tensor, layer: str,
+                batch_size: int = 250) -> np.ndarray:
+    """One code per image of ``layer`` (conv maps averaged over positions) with ``state`` loaded into a copy."""
+    net = copy.deepcopy(model).cpu()
+    if state is not None:
+        net.load_state_dict(state)
+    net.eval()
+    module = dict(net.named_modules())[layer]
+    out: list = []
+    h = module.register_forward_hook(lambda m, i, o: out.append(o.detach().flatten(2).mean(2) if o.ndim > 2 else o))
+    try:
+        with torch.no_grad():
+            for s in range(0, len(x), batch_size):
+                net(x[s:s + batch_size])
+    finally:
+        h.remove()
+    return torch.cat(out).double().numpy()
