@@ -28,7 +28,7 @@ _LAZY = {
 }
 _LAZY_WIDGETS = ("NeuronPicker", "OcclusionExplorer", "FilterGrid", "ActivationBrowser", "PatchGallery",
                  "EmbeddingScatter", "CorrespondenceMatrix", "ImageOptimizer", "TrainingLab",
-                 "CompressionLab", "DynamicsMatrix")
+                 "CompressionLab", "DynamicsMatrix", "TransferPlot")
 _LAZY_METHODS = ("compare", "train")
 
 

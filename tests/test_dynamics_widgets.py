@@ -98,3 +98,52 @@ def test_live_while_training_then_final(probe):
     assert view.result is not None and len(view.result.steps) == 6 and view.state == "done"
     np.testing.assert_allclose(view.result.similarity, learning_dynamics(r, x, LAYERS, method="cka").similarity)
     assert view.error.message == ""
+
+
+def _tnet(k):
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, k))
+
+
+def _tdata(n=80, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 4
+    x = torch.randn(n, 1, 6, 6, generator=g) * 0.5
+    x[:, 0, :3, :3] += (y % 2).float()[:, None, None]
+    x[:, 0, 3:, 3:] += (y // 2).float()[:, None, None]
+    return x, y
+
+
+def test_transfer_plot_draws_the_table_and_clicked_filters():
+    from ipynetviz.widgets.transfer_plot import TransferPlot, filter_picture
+    view = TransferPlot((_tdata(), _tdata(40, 1)), ([0, 1], [2, 3]), n_layers=[1, 2], seeds=(0,), model=_tnet,
+                        epochs=1, batch_size=20, synchronous=True, autostart=True)
+    r = view.result
+    assert view.state == "done" and view.networks == 10 and r.complete
+    b = r.accuracies("baseB").mean()
+    for cond in ("BnB", "BnB+", "AnB", "AnB+"):
+        np.testing.assert_allclose(view.lines[cond].y, [r.accuracies(cond, n).mean() - b for n in (1, 2)])
+    assert len(view.points.x) == 8 and "AnB+" in view.table.value
+    view.click(6)  # points follow the records without the bases: record 8 is AnB at n=2
+    rec = r.records[view.selected]
+    assert view.selected == 8 and rec.condition == "AnB" and rec.n == 2
+    base_a = next(x for x in r.records if x.condition == "baseA")
+    np.testing.assert_array_equal(view.filters.image, filter_picture(rec.conv1))
+    np.testing.assert_array_equal(view.source_filters.image, filter_picture(base_a.conv1))
+    np.testing.assert_array_equal(view.filters.image, view.source_filters.image)  # frozen copy
+    assert view.error.message == ""
+
+
+def test_transfer_plot_stop_keeps_finished_networks():
+    from ipynetviz.widgets.transfer_plot import TransferPlot
+    view = TransferPlot((_tdata(), _tdata(40, 1)), ([0, 1], [2, 3]), n_layers=[1], model=_tnet, epochs=1,
+                        batch_size=20, synchronous=True)
+    orig = view._show
+
+    def show_then_stop(result):
+        orig(result)
+        if len(result.records) == 3:
+            view.stop()
+    view._show = show_then_stop
+    view.start()
+    assert view.state == "stopped" and view.networks == 3 and len(view.points.x) == 1

@@ -18,6 +18,7 @@ _WIDGETS = {
     "TrainingLab": "training_lab",
     "CompressionLab": "compression_lab",
     "DynamicsMatrix": "dynamics_matrix",
+    "TransferPlot": "transfer_plot",
 }
 
 
