@@ -31,7 +31,7 @@ def filter_picture(weights: np.ndarray, scale: int = 6) -> np.ndarray:
 
     Example:
         >>> filter_picture(np.random.rand(4, 1, 3, 3), scale=2).shape
-        (13, 13, 3)
+        (15, 15, 3)
     """
     w = np.asarray(weights, dtype=np.float64)
     w = w if w.shape[1] == 3 else w[:, :1].repeat(3, axis=1)
