@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-import torch
 from torch import nn
 
 from ...engine.checks import check_positive_int, check_range
@@ -89,11 +88,6 @@ def per_layer(value: Any, layers: Sequence[str], name: str, check, default=None)
             out[layer] = None if v is None else check(v, f"{name}[{layer!r}]")
         return out
     return {layer: check(value, name) for layer in layers}
-
-
-def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Copies of every parameter and buffer (for tests and for restoring after a failure)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 __all__ = ["compressible_layers", "resolve_layers", "check_sparsity", "check_bits", "per_layer", "kind_of",

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 from torch import nn
 
 from ...engine.control import check_cancel, is_cancelled

@@ -72,7 +72,8 @@ class AccuracyProbe:
 
     def logits(self, weights: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Logits of all images with ``{layer: weight}`` substituted (the model keeps its own weights)."""
-        weights = dict(weights or {})
+        p = next(self.model.parameters())
+        weights = {n: w.to(p.device, p.dtype) for n, w in (weights or {}).items()}
         lock = getattr(self.inspector, "eval_guard", None)
         with (lock() if lock is not None else _eval(self.model)), torch.no_grad():
             start = self._start_of(weights)
