@@ -63,8 +63,8 @@ picker = nv.NeuronPicker(insp, images, selection=sel)
 W.VBox([grid, browser, picker])""",
     """occ = nv.OcclusionExplorer(insp, images, selection=sel)
 occ""",
-    """W.VBox([StateProbe(grid.mosaic, ["layout"], css_class="t-state-grid"),
-        StateProbe(picker.maps, ["layout"], css_class="t-state-maps"),
+    """W.VBox([StateProbe(grid.mosaic, ["tiles"], css_class="t-state-grid"),
+        StateProbe(picker.maps, ["tiles"], css_class="t-state-maps"),
         StateProbe(occ, ["shown"], css_class="t-state-occ")])""",
 ]
 
@@ -99,7 +99,7 @@ OCCLUSION_DONE = ("(() => { const s = JSON.parse(document.querySelector('.t-stat
 
 
 def tile_center(page, state_css: str, img_css: str, tile: int) -> dict:
-    lay = json.loads(page.locator(state_css).first.inner_text())["layout"]
+    lay = json.loads(page.locator(state_css).first.inner_text())["tiles"]
     scale = page.evaluate(f"(() => {{ const i = document.querySelector('{img_css}');"
                           " return i.getBoundingClientRect().width / i.naturalWidth; })()")
     r, c = divmod(tile, lay["ncols"])

@@ -68,7 +68,7 @@ def corr_block(a, b):
 
 
 def tile_pixels(view, i):
-    lay = view.layout
+    lay = view.tiles
     r, c = divmod(i, lay["ncols"])
     y, x = lay["pad"] + r * (lay["tile_h"] + lay["pad"]), lay["pad"] + c * (lay["tile_w"] + lay["pad"])
     return view.image[y:y + lay["tile_h"], x:x + lay["tile_w"]]
@@ -116,7 +116,7 @@ def test_click_shows_the_pair_side_by_side(widget, nets, images):
         s = panel.filter.image.shape[0] // 5
         assert np.array_equal(panel.filter.image[::s, ::s], f.uint8()[unit])
         crops = top_patches(insp, images, "relu1", k=4).crops(unit)
-        s = panel.patches.layout["tile_h"] // crops.shape[-1]
+        s = panel.patches.tiles["tile_h"] // crops.shape[-1]
         assert np.array_equal(tile_pixels(panel.patches, 0)[::s, ::s], crops[0].transpose(1, 2, 0))
     # the shared image: a new selection.image_index redraws both maps from that image's activations
     widget.selection.image_index = 7

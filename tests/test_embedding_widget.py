@@ -74,7 +74,7 @@ def test_click_selects_the_image_thumbnail_marker_and_neighbours(insp, data):
     d = ((x - x[17]) ** 2).sum(1)
     d[17] = float("inf")
     assert set(torch.argsort(d)[:4].tolist()) == set(w.neighbours.pixel_indices[0].tolist())
-    assert w.pixel_nn.layout["n"] == 4 and w.feature_nn.layout["n"] == 4
+    assert w.pixel_nn.tiles["n"] == 4 and w.feature_nn.tiles["n"] == 4
     # the shared selection moves the widget, and a click on a neighbour selects it
     sel.image_index = 40
     w.wait()
@@ -148,7 +148,7 @@ def test_brush_selection_shows_a_gallery(insp, data):
     w.select_box(c[:, 0].min(), np.median(c[:, 0]), c[:, 1].min(), c[:, 1].max())
     expect = [i for i in range(90) if c[i, 0] <= np.median(c[:, 0])]
     assert w.selected == expect
-    assert w.gallery.layout["n"] == min(len(expect), 64)
+    assert w.gallery.tiles["n"] == min(len(expect), 64)
     assert f"{len(expect)} images selected" in w.gallery_info.value
     w.gallery.simulate_click(10, 10)
     assert w.image_index == expect[0]

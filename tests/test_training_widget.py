@@ -33,7 +33,7 @@ def test_a_run_draws_curves_filters_maps_and_bars():
     # the filters shown are the trained weights, not the initial ones
     shown = lab.filters.result.weights
     np.testing.assert_allclose(shown, run.model.conv1.weight.detach().cpu().numpy(), rtol=1e-6)
-    assert lab.maps.image is not None and lab.maps.layout["n"] == 32  # conv1's 32 maps (layer default: relu1)
+    assert lab.maps.image is not None and lab.maps.tiles["n"] == 32  # conv1's 32 maps (layer default: relu1)
     assert list(lab.ratios.bars.x) == ["conv1", "conv2", "conv3", "conv4", "fc"]
     assert lab.histogram.bars.y.sum() == 32 * 1 * 5 * 5
     assert lab.bar.value == lab.bar.max == 6 and "steps/s" in lab.speed.value
@@ -65,7 +65,7 @@ def test_controls_are_the_traits_and_the_layer_follows_the_selection():
     assert isinstance(run.model.bn1, torch.nn.BatchNorm2d)
     assert isinstance(run.optimizer, torch.optim.SGD) and run.optimizer.defaults["nesterov"]
     sel.layer = "conv2"
-    assert lab.layer == "conv2" and lab.maps.layout["n"] == 64 and lab.filters.layer == "conv2"
+    assert lab.layer == "conv2" and lab.maps.tiles["n"] == 64 and lab.filters.layer == "conv2"
     lab.filters.click_tile(5)  # a filter clicked in the lab selects its channel everywhere
     assert sel.channel == 5 and sel.layer == "conv2"
     lab.layer = "relu3"

@@ -31,7 +31,7 @@ def images():
 
 def tile_pixels(view, i):
     """The pixels of tile ``i`` of a ClickImage mosaic."""
-    lay = view.layout
+    lay = view.tiles
     r, c = divmod(i, lay["ncols"])
     y, x = lay["pad"] + r * (lay["tile_h"] + lay["pad"]), lay["pad"] + c * (lay["tile_w"] + lay["pad"])
     return view.image[y:y + lay["tile_h"], x:x + lay["tile_w"]]
@@ -66,7 +66,7 @@ def test_filter_grid_512_filters_is_one_picture():
     torch.manual_seed(0)
     net = Inspector(torchvision.models.resnet18(weights=None), input_size=(3, 64, 64), device="cpu")
     grid = FilterGrid(net, layer="layer4.1.conv2")
-    assert grid.mosaic.layout["n"] == 512 and grid.mosaic.image.ndim == 3
+    assert grid.mosaic.tiles["n"] == 512 and grid.mosaic.image.ndim == 3
     grid.click_tile(300)
     assert grid.channel == 300 and grid.error.message == ""
 
@@ -87,7 +87,7 @@ def test_activation_browser_maps_overlay_and_patches(insp, images):
     top = top_patches(insp, images, "conv1", k=9)
     assert np.array_equal(browser.top.image_indices, top.image_indices)
     crops = top.crops(6)
-    s = browser.patch_view.layout["tile_h"] // crops.shape[-1]
+    s = browser.patch_view.tiles["tile_h"] // crops.shape[-1]
     assert np.array_equal(tile_pixels(browser.patch_view, 0)[::s, ::s], crops[0].transpose(1, 2, 0))
     browser.click_map(3)  # and the browser moves the grid
     assert grid.channel == 3 == sel.channel
@@ -108,7 +108,7 @@ def test_gallery_patches_and_neighbours(insp, images):
     assert np.array_equal(gallery.neighbours.feature_indices, nb.feature_indices)
     assert np.array_equal(gallery.neighbours.pixel_indices, nb.pixel_indices)
     pic = input_pictures(insp, images, [int(nb.pixel_indices[0, 1])])[0].transpose(1, 2, 0)
-    s = gallery.pixel_view.layout["tile_h"] // 32
+    s = gallery.pixel_view.tiles["tile_h"] // 32
     assert np.array_equal(tile_pixels(gallery.pixel_view, 1)[::s, ::s], pic)
     gallery.feature_view.simulate_click(*_centre(gallery.feature_view, 2))  # browse to a neighbour
     assert gallery.image_index == sel.image_index == int(nb.feature_indices[0, 2])
@@ -119,7 +119,7 @@ def test_gallery_patches_and_neighbours(insp, images):
 
 
 def _centre(view, i):
-    lay = view.layout
+    lay = view.tiles
     r, c = divmod(i, lay["ncols"])
     return (lay["pad"] + c * (lay["tile_w"] + lay["pad"]) + lay["tile_w"] / 2,
             lay["pad"] + r * (lay["tile_h"] + lay["pad"]) + lay["tile_h"] / 2)

@@ -72,7 +72,10 @@ class ClickImage(anywidget.AnyWidget):
     """A picture that reports clicks in image pixels and can outline a tile or a box.
 
     Traits: ``src`` (PNG data URL), ``scale`` (display zoom), ``click`` ({x, y, n} in image pixels),
-    ``layout`` (a :class:`TileLayout` as dict, for mosaics), ``selected`` (tile index), ``box``.
+    ``tiles`` (a :class:`TileLayout` as dict, for mosaics), ``selected`` (tile index), ``box``.
+    (``tiles`` must not be called ``layout``: that name is every DOM widget's CSS :class:`ipywidgets.Layout`, and
+    a dict there made the browser's widget manager try to create a view of it, an uncaught
+    ``TypeError: Cannot read properties of undefined (reading 'then')`` per mosaic.)
     """
 
     _esm = _HERE / "click_image.js"
@@ -80,7 +83,7 @@ class ClickImage(anywidget.AnyWidget):
     version = traitlets.Int(0).tag(sync=True)
     scale = traitlets.Float(1.0).tag(sync=True)
     click = traitlets.Dict({}).tag(sync=True, echo_update=False)  # the browser sent it: no echo back
-    layout = traitlets.Dict(None, allow_none=True).tag(sync=True)
+    tiles = traitlets.Dict(None, allow_none=True).tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
     box = traitlets.List([]).tag(sync=True)
 
@@ -96,17 +99,17 @@ class ClickImage(anywidget.AnyWidget):
         """Show a uint8 picture (a mosaic when ``layout`` is given)."""
         self.image = np.asarray(image)
         src = to_data_url(self.image)
-        with self.hold_sync():  # one comm message for layout, picture and version instead of three
-            self.layout = None if layout is None else {
+        with self.hold_sync():  # one comm message for tiles, picture and version instead of three
+            self.tiles = None if layout is None else {
                 "n": layout.n, "ncols": layout.ncols, "tile_h": layout.tile_h, "tile_w": layout.tile_w,
                 "pad": layout.pad}
             self.src = src
             self.version += 1
 
     def tile_at(self, x: float, y: float) -> int | None:
-        if self.layout is None:
+        if self.tiles is None:
             return None
-        return TileLayout(**self.layout).index_at(x, y)
+        return TileLayout(**self.tiles).index_at(x, y)
 
     def tile_of(self, click: dict) -> int | None:
         """Tile index under a ``click`` trait value (None for an empty click, a gap, or no mosaic)."""
@@ -119,7 +122,7 @@ class ClickImage(anywidget.AnyWidget):
 
     def click_tile(self, i: int) -> None:
         """Click the middle of mosaic tile ``i`` (what a browser click does; for scripts and tests)."""
-        layout = TileLayout(**self.layout)
+        layout = TileLayout(**self.tiles)
         y, x = layout.origin(i)
         self.simulate_click(x + layout.tile_w / 2, y + layout.tile_h / 2)
 

@@ -1,5 +1,5 @@
 // One <img> that reports clicks in image pixels and outlines a selected tile or box.
-// Synced traits: src (data URL), scale (display zoom), click ({x, y, n}), layout (tile layout or null),
+// Synced traits: src (data URL), scale (display zoom), click ({x, y, n}), tiles (tile layout or null),
 // selected (tile index, -1 for none), box ([top, left, bottom, right] in image pixels, or []).
 function render({ model, el }) {
   const wrap = document.createElement("div");
@@ -38,7 +38,7 @@ function render({ model, el }) {
   }
   function outline() {
     const s = model.get("scale") || 1;
-    const lay = model.get("layout");
+    const lay = model.get("tiles");
     const sel = model.get("selected");
     const box = model.get("box") || [];
     let r = null;
@@ -67,7 +67,7 @@ function render({ model, el }) {
   model.on("change:src", draw);
   model.on("change:version", () => img.setAttribute("data-version", String(model.get("version"))));
   model.on("change:scale", draw);
-  model.on("change:layout", outline);
+  model.on("change:tiles", outline);
   model.on("change:selected", outline);
   model.on("change:box", outline);
   draw();

@@ -3,9 +3,11 @@ click for the image and its nearest neighbours, brush or lasso for a gallery of 
 from __future__ import annotations
 
 import html
+import pathlib
 import threading
 import warnings
 
+import anywidget
 import bqplot as bq
 import ipywidgets as W
 import numpy as np
@@ -31,6 +33,12 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#17becf"]
 SINGLE_COLOUR = "#1f77b4"
 THUMB = 64
+
+
+class BrushEventShim(anywidget.AnyWidget):
+    """An invisible part that makes bqplot's rectangle brush select points (see brush_event_shim.js for why)."""
+
+    _esm = pathlib.Path(__file__).parent / "brush_event_shim.js"
 
 
 def class_colours(n: int) -> list[str]:
@@ -107,7 +115,7 @@ class EmbeddingScatter(View):
         self.body.children = [
             W.HBox([self.layer_picker, self.method_picker, self.tool_picker]),
             W.HBox([self.progress, self.cancel_button, self.summary]),
-            W.HBox([W.VBox([self.figure, self.legend, self.notes]), self.details])]
+            W.HBox([W.VBox([self.figure, self.legend, self.notes]), self.details]), BrushEventShim()]
         self._wire(start, method)
         self._colour_points()
         self._recompute()

@@ -1,7 +1,8 @@
 """Real-browser harness: serve a notebook with Voila on 127.0.0.1 and drive Debian's Chromium via Playwright.
 
 Use the ``voila`` fixture: ``page = voila(["import ipynetviz as nv", "w = ...", "w"], wait_for=".t-my-widget")``.
-Every page is checked by :func:`assert_no_error_text` in the tests. Screenshots go to ``test-artifacts/``.
+Every page is checked by :func:`assert_no_error_text` in the tests, which also fails on any console error or
+uncaught page error (:meth:`VoilaSession.console_errors`). Screenshots go to ``test-artifacts/``.
 """
 from __future__ import annotations
 
@@ -59,9 +60,13 @@ def chromium():
         browser.close()
 
 
+def _is_local(url: str) -> bool:
+    return url.startswith(("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "data:", "blob:"))
+
+
 def _only_local(route):
     url = route.request.url
-    if url.startswith(("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "data:", "blob:")):
+    if _is_local(url):
         route.continue_()
     else:  # Voila's template asks a CDN for fonts: harmless offline, so refuse it at once
         route.abort()
@@ -75,6 +80,20 @@ class VoilaSession:
         self.proc = None
         self.page = None
         self.console: list[str] = []
+        self.errors: list[str] = []
+
+    def _on_console(self, msg) -> None:
+        self.console.append(f"{msg.type}: {msg.text}")
+        url = (msg.location or {}).get("url", "")
+        if msg.type == "error" and not (msg.text.startswith("Failed to load resource") and not _is_local(url)):
+            self.errors.append(f"console error: {msg.text} ({url})")
+
+    def console_errors(self) -> list[str]:
+        """Console errors and uncaught exceptions of the page, except the refused CDN requests (see _only_local).
+
+        Voila's bundled JupyterLab 4.2 logs version *warnings* for newer extensions; those are not errors.
+        """
+        return list(self.errors)
 
     def open(self, cells: list[str] | pathlib.Path, wait_for: str = ".jupyter-widgets", timeout: float = 120.0):
         """Serve ``cells`` (code strings) or an existing notebook file (copied, so nothing is written back)."""
@@ -97,7 +116,8 @@ class VoilaSession:
         _wait_port(port, self.proc, log)
         self.page = self.chromium.new_page(viewport={"width": 1400, "height": 1000})
         self.page.route("**/*", _only_local)
-        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}\n{e.stack}"))
         self.page.goto(f"http://127.0.0.1:{port}/", timeout=timeout * 1000)
         self.page.wait_for_selector(wait_for, timeout=timeout * 1000, state="attached")
         return self.page

@@ -6,7 +6,12 @@ import time
 
 
 def assert_no_error_text(page) -> None:
-    """No ipynetviz error area has text, and no traceback is printed anywhere on the page."""
+    """No ipynetviz error area has text, no traceback is printed anywhere on the page, and (for a Voila page) the
+    browser logged no console error and no uncaught exception (ours or the widget stack's)."""
+    session = getattr(page, "session", None)
+    if session is not None and hasattr(session, "console_errors"):
+        logged = session.console_errors()
+        assert not logged, "the browser logged errors:\n" + "\n".join(e[:1500] for e in logged)
     errors = [t for t in page.locator(".t-error").all_inner_texts() if t.strip()]
     assert not errors, f"error areas show: {errors}"
     body = page.locator("body").inner_text()

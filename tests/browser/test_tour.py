@@ -11,7 +11,7 @@ PROBES = ("from ipynetviz.widgets.base import StateProbe\n"
           "display(StateProbe(sel, ['layer', 'channel', 'image_index'], css_class='t-state-sel'),\n"
           "        StateProbe(picker, ['layer', 'channel', 'image_index'], css_class='t-state-picker'),\n"
           "        StateProbe(browser, ['layer', 'channel', 'image_index'], css_class='t-state-browser'),\n"
-          "        StateProbe(grid.mosaic, ['layout'], css_class='t-state-layout'))")
+          "        StateProbe(grid.mosaic, ['tiles'], css_class='t-state-layout'))")
 
 
 def test_tour_renders_and_a_filter_click_moves_the_other_views(voila, tmp_path):
@@ -23,7 +23,7 @@ def test_tour_renders_and_a_filter_click_moves_the_other_views(voila, tmp_path):
     body = page.locator("body").inner_text()
     assert "Inspector(Sequential" in body and "predicted" in body
     page.wait_for_function("document.querySelector('.t-filtergrid-mosaic img').naturalWidth > 0", timeout=120_000)
-    lay = read_state(page, ".t-state-layout")["layout"]
+    lay = read_state(page, ".t-state-layout")["tiles"]
     scale = page.evaluate("(() => { const i = document.querySelector('.t-filtergrid-mosaic img');"
                           " return i.getBoundingClientRect().width / i.naturalWidth; })()")
     tile = 7  # conv1 filter 7: row and column from the mosaic's own layout

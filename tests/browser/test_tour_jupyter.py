@@ -15,7 +15,7 @@ URLS = {"lab": "/lab/tree/tour_probed.ipynb", "notebook": "/notebooks/tour_probe
 def click_filter_tile(page, tile: int) -> None:
     """Click conv1 filter ``tile`` in the FilterGrid mosaic, from the mosaic's own layout."""
     page.wait_for_function("document.querySelector('.t-filtergrid-mosaic img').naturalWidth > 0", timeout=120_000)
-    lay = read_state(page, ".t-state-layout")["layout"]
+    lay = read_state(page, ".t-state-layout")["tiles"]
     scale = page.evaluate("(() => { const i = document.querySelector('.t-filtergrid-mosaic img');"
                           " return i.getBoundingClientRect().width / i.naturalWidth; })()")
     r, c = divmod(tile, lay["ncols"])
