@@ -147,3 +147,12 @@ def test_transfer_plot_stop_keeps_finished_networks():
     view._show = show_then_stop
     view.start()
     assert view.state == "stopped" and view.networks == 3 and len(view.points.x) == 1
+
+
+def test_transfer_plot_draws_a_given_result():
+    from ipynetviz.methods.dynamics import transfer_experiment
+    from ipynetviz.widgets.transfer_plot import TransferPlot
+    r = transfer_experiment((_tdata(), _tdata(40, 1)), ([0, 1], [2, 3]), n_layers=[1], model=_tnet, epochs=1,
+                            batch_size=20)
+    view = TransferPlot(result=r, synchronous=True)
+    assert view.state == "done" and view.networks == 6 and len(view.points.x) == 4

@@ -49,6 +49,7 @@ class TransferPlot(View):
             :func:`~ipynetviz.methods.dynamics.transfer_experiment` (epochs, lr, batch_size, n_train, ...).
         show_paper: draw the paper's curves (dashed, read off its Fig. 2) beside ours.
         autostart: start at once.
+        result: a finished :class:`~ipynetviz.methods.dynamics.TransferResult` to draw (no training).
         selection, synchronous: as for every view.
 
     Traits: read-outs ``state`` ("idle", "running", "done", "stopped"), ``networks`` (finished so far),
@@ -64,8 +65,8 @@ class TransferPlot(View):
     selected = traitlets.Int(-1)
 
     def __init__(self, data="digits", split=None, n_layers=None, seeds=(0,), model="digits-cnn",
-                 show_paper: bool = True, autostart: bool = False, selection=None, synchronous: bool = False,
-                 **settings):
+                 show_paper: bool = True, autostart: bool = False, result=None, selection=None,
+                 synchronous: bool = False, **settings):
         super().__init__(selection=selection, synchronous=synchronous, css_class="t-transfer-plot")
         self.args = dict(data=data, split=split, n_layers=n_layers, seeds=seeds, model=model, **settings)
         self.result = None
@@ -113,6 +114,8 @@ class TransferPlot(View):
                               W.HBox([self.figure, W.VBox([self.filters_info,
                                                            W.HBox([self.filters, self.source_filters])])]),
                               self.table]
+        if result is not None:
+            self._show(result)
         if autostart:
             self.start()
 
