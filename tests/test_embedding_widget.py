@@ -54,6 +54,8 @@ def test_points_are_the_embedding_of_the_layer(insp, data):
     # one colour per class, in the order of the points; the legend names the classes
     assert w.colours[:5] == es.PALETTE[:5] and w.colours[5] == es.PALETTE[0]
     assert "square (18)" in w.legend.value and "trustworthiness" in w.summary.value
+    ratio = ref.explained_variance_ratio
+    assert w.x_axis.label == f"PC1 ({100 * ratio[0]:.1f}% of the variance)" and w.y_axis.label.startswith("PC2 (")
 
 
 def test_click_selects_the_image_thumbnail_marker_and_neighbours(insp, data):
@@ -127,7 +129,22 @@ def test_layer_switch_re_embeds_and_caches(insp, data):
 
 def test_tsne_streams_frames_and_cancel_stops_it(insp, data):
     w = make(insp, data, layer="relu3", callback_every=10)
+    w.image_index = 17
+    seen = []
+
+    def at_frame(change):  # what the browser shows while t-SNE runs
+        x, y = np.asarray(w.scatter.x), np.asarray(w.scatter.y)
+        seen.append(dict(
+            fits=(w.x_scale.min, w.x_scale.max, w.y_scale.min, w.y_scale.max) ==
+            pytest.approx((x.min(), x.max(), y.min(), y.max()), rel=1e-6, abs=1e-6),
+            ring=(w.marker.x[0], w.marker.y[0]) == pytest.approx((x[17], y[17])),
+            summary=w.summary.value, label=w.x_axis.label))
+    w.observe(at_frame, names="frames")
     w.method = "tsne"
+    assert len(seen) >= 8 and all(f["fits"] and f["ring"] for f in seen)  # frames fill the plot, ring follows
+    assert all("t-SNE of <b>relu3</b>, running: iteration" in f["summary"] for f in seen)
+    assert all("no meaning" in f["label"] for f in seen) and "no meaning" in w.x_axis.label
+    assert "t-SNE of <b>relu3</b>" in w.summary.value and "trustworthiness" in w.summary.value
     assert w.error.message == "" and w.embedding.method == "tsne" and not w.embedding.cancelled
     assert w.frames >= 8  # the start plus one every 10 of 80 iterations
     assert w.progress.value == w.progress.max == 80

@@ -104,6 +104,7 @@ class EmbeddingScatter(View):
             insp.module(start)  # a clear LayerNotFoundError before any widget is built
         self.feature_layer = start if start != PIXELS else model_layers[-1]  # the neighbours' feature space
         self.embedding = None
+        self.coords: np.ndarray | None = None  # the layout drawn now (a live frame while t-SNE runs)
         self._cache: dict = {}
         self._stop = threading.Event()
         self._pictures: dict[int, np.ndarray] = {}
@@ -159,8 +160,14 @@ class EmbeddingScatter(View):
         self.brush = bq.interacts.BrushSelector(x_scale=self.x_scale, y_scale=self.y_scale, marks=[self.scatter],
                                                 color="#888")
         self.lasso = bq.interacts.LassoSelector(x_scale=self.x_scale, y_scale=self.y_scale, marks=[self.scatter])
-        self.figure = bq.Figure(marks=[self.scatter, self.marker], axes=[], padding_x=0.05, padding_y=0.05,
-                                fig_margin={"top": 10, "bottom": 10, "left": 10, "right": 10},
+        # axes only say what the directions are (PC1 / PC2 with their share of the variance; nothing for t-SNE,
+        # whose axes carry no meaning); tick values would only invite reading them
+        self.x_axis = bq.Axis(scale=self.x_scale, label="", label_offset="18px")
+        self.y_axis = bq.Axis(scale=self.y_scale, orientation="vertical", label="",
+                              label_offset="18px")
+        self.figure = bq.Figure(marks=[self.scatter, self.marker], axes=[self.x_axis, self.y_axis],
+                                padding_x=0.05, padding_y=0.05,
+                                fig_margin={"top": 10, "bottom": 30, "left": 30, "right": 10},
                                 layout=W.Layout(width="520px", height="480px"), animation_duration=0)
         self.figure.add_class("t-embedding-plot")
 
@@ -266,9 +273,14 @@ class EmbeddingScatter(View):
 
     def _on_frame(self, frame) -> None:
         self._draw(frame.coords)
+        self._place_marker()
+        self._label_axes("tsne")
         self.progress.max = max(1, frame.total_iterations)
         self.progress.value = min(frame.iteration, self.progress.max)
-        self.frames += 1
+        start = " (the PCA start)" if frame.iteration == 0 else ""
+        self.summary.value = (f"t-SNE of <b>{html.escape(self.layer)}</b>, running: iteration {frame.iteration} "
+                              f"of {frame.total_iterations}{start}, {len(frame.coords)} points")
+        self.frames += 1  # last: observers of ``frames`` see the whole frame drawn
 
     def _on_result(self, value) -> None:
         emb, notes = value
@@ -280,6 +292,7 @@ class EmbeddingScatter(View):
     def _finish(self, emb) -> None:
         self.embedding = emb
         self._draw(emb.coords)
+        self._label_axes(emb.method, emb.explained_variance_ratio)
         self.progress.value = self.progress.max if not emb.cancelled else self.progress.value
         self.cancel_button.disabled = True
         self.n_points = len(emb)
@@ -292,9 +305,28 @@ class EmbeddingScatter(View):
                               f"trustworthiness {t}{state}")
 
     def _draw(self, coords: np.ndarray) -> None:
+        """Draw a layout and fit the scales to it: live t-SNE frames grow from a tiny start to a wide map, and a
+        scale that kept the first frame's extent squashed them into a corner."""
         coords = np.asarray(coords, dtype=np.float64)
+        self.coords = coords
+        if len(coords):
+            lo, hi = coords.min(axis=0), coords.max(axis=0)
+            half = np.maximum((hi - lo) / 2, 1e-9)
+            mid = (hi + lo) / 2
+            for scale, m, h in ((self.x_scale, mid[0], half[0]), (self.y_scale, mid[1], half[1])):
+                with scale.hold_sync():
+                    scale.min, scale.max = float(m - h), float(m + h)
         with self.scatter.hold_sync():
             self.scatter.x, self.scatter.y = coords[:, 0], coords[:, 1]
+
+    def _label_axes(self, method: str, ratio=None) -> None:
+        if method == "pca" and ratio is not None and len(ratio) >= 2:
+            x, y = (f"PC{i + 1} ({100 * float(ratio[i]):.1f}% of the variance)" for i in (0, 1))
+        elif method == "pca":
+            x, y = "PC1", "PC2"
+        else:
+            x, y = "t-SNE axes carry no meaning: only neighbourhoods do", ""
+        self.x_axis.label, self.y_axis.label = x, y
 
     def _colour_points(self) -> None:
         """One colour per class (labels given), else one colour for all."""
@@ -364,13 +396,15 @@ class EmbeddingScatter(View):
         self.scatter.selected = np.flatnonzero(inside).tolist()
 
     def _place_marker(self) -> None:
-        row = None if self.image_index is None or self.embedding is None else self.row_of(self.image_index)
+        """Ring the selected image's point where it is drawn now (a live t-SNE frame moves it)."""
+        coords = self.coords
+        row = None if self.image_index is None or coords is None else self.row_of(self.image_index)
         with self.marker.hold_sync():
-            if row is None:
+            if row is None or row >= len(coords):
                 self.marker.x, self.marker.y = np.zeros(0), np.zeros(0)
             else:
-                self.marker.x = np.array([self.embedding.coords[row, 0]], dtype=np.float64)
-                self.marker.y = np.array([self.embedding.coords[row, 1]], dtype=np.float64)
+                self.marker.x = np.array([coords[row, 0]], dtype=np.float64)
+                self.marker.y = np.array([coords[row, 1]], dtype=np.float64)
 
     @guarded
     def _show_image(self, change=None) -> None:
