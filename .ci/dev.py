@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The two quick-start commands, on a fresh Debian machine with only python3:
 
-    python3 .ci/dev.py demo    # venv + install + serve notebooks/tour.ipynb in JupyterLab on 127.0.0.1
+    python3 .ci/dev.py demo    # venv + install + serve a working copy of notebooks/ (tour.ipynb) in JupyterLab
     python3 .ci/dev.py test    # venv + test extras + Debian's Chromium if missing, then the whole suite
 
 Standard library only: it runs before anything is installed. The venv lives in .venv and is reused;
@@ -89,15 +89,44 @@ def free_port(preferred: int = 8888) -> int:
     return 0
 
 
+DEMO_DIR = ROOT / ".demo"
+
+
+def demo_copy() -> Path:
+    """A working copy of ``notebooks/`` in .demo/ (git-ignored) for the demo server.
+
+    JupyterLab autosaves outputs into the notebooks it serves; serving the tracked files dirtied the checkout.
+    A copy is refreshed only where its tracked source changed since it was made, so a user's own edits in the
+    copy survive the next ``demo`` unless the notebook itself was updated (then the copy is replaced, and said).
+    """
+    import json
+    import shutil as sh
+    dest = DEMO_DIR / "notebooks"
+    dest.mkdir(parents=True, exist_ok=True)
+    record_path = DEMO_DIR / "sources.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    for src in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        digest = hashlib.sha256(src.read_bytes()).hexdigest()
+        copy = dest / src.name
+        if not copy.exists() or record.get(src.name) != digest:
+            if copy.exists():
+                say(f"notebooks/{src.name} changed: its demo copy is replaced")
+            sh.copyfile(src, copy)
+            record[src.name] = digest
+    record_path.write_text(json.dumps(record, indent=1))
+    return dest
+
+
 def demo() -> None:
     ensure_installed("demo")
+    demo_copy()
     port = free_port()
     token = secrets.token_hex(12)
     url = f"http://127.0.0.1:{port}/lab/tree/notebooks/tour.ipynb?token={token}"
     say("serving the tour (offline, on the bundled teaching model); open this URL in a browser:")
     print(f"\n    {url}\n", flush=True)
     cmd = [PY, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}"]
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={DEMO_DIR}"]
     if IS_ROOT:
         cmd.append("--allow-root")
     os.execv(str(PY), [str(c) for c in cmd])
