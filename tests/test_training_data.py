@@ -196,3 +196,14 @@ def test_randomization_test_in_miniature():
     assert runs["random"].history.evals[-1]["train_accuracy"] >= 0.99
     assert runs["true"].history.evals[-1]["test_accuracy"] > 0.6
     assert runs["random"].history.evals[-1]["test_accuracy"] < 0.2  # chance is 0.1; 128 draws leave some noise
+
+
+def test_lenets_on_mnist_by_name():
+    torch.manual_seed(0)
+    bn = build("lenet-300-100", batch_norm=True)
+    assert [n for n, _ in bn.named_children()] == ["flatten", "fc1", "bn1", "relu1", "fc2", "bn2", "relu2", "fc3"]
+    assert [n for n, _ in build("lenet-5", batch_norm=True).named_children()][:4] == ["conv1", "bn1", "pool1", "conv2"]
+    run = train("lenet-5", n_train=256, n_test=100, epochs=1, batch_size=64, optimizer="adam", lr=1e-3,
+                background=False)
+    assert run.dataset == "mnist" and run.complete and tuple(run.x.shape[1:]) == (1, 28, 28)
+    assert len(run.test[0]) == 100

@@ -127,8 +127,10 @@ class TrainingLab(View):
         self._prefetch()
 
     def _data_settings(self) -> tuple[str, int]:
-        data = "digits" if self.model_name != "shapes-cnn" else "shapes"
-        return data, (min(self.n_train, 1347) if data == "digits" else self.n_train)
+        from ..zoo.models import SPECS
+        data = SPECS[self.model_name].dataset if self.model_name in SPECS else "digits"
+        most = {"digits": 1347, "mnist": 4000}.get(data)
+        return data, (min(self.n_train, most) if most else self.n_train)
 
     def _prefetch(self) -> None:
         """Draw the data set in the background now, so that Start shows its first point at once."""

