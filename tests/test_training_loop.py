@@ -326,7 +326,7 @@ def test_evaluations_match_an_independent_measure():
     assert evals[-1]["test_accuracy"] == pytest.approx(ref_acc)
     assert evals[-1]["test_loss"] == pytest.approx(ref_loss, rel=1e-5)
     assert evals[-1]["train_accuracy"] == pytest.approx(train_acc)
-    arrays = run.history.to_numpy()
+    arrays = run.to_numpy()
     assert len(arrays["eval_test_accuracy"]) == 6 and arrays["loss"].shape == (9,)
 
 

@@ -334,6 +334,10 @@ class Run:
         if self._callback is not None:
             self._callback(self)
 
+    def to_numpy(self) -> dict:
+        """The recorded per-step series and evaluations as arrays (``history.to_numpy()``)."""
+        return self.history.to_numpy()
+
     def __repr__(self) -> str:
         return (f"<Run {self.state} step {self.step}/{self.total_steps} "
                 f"({self.steps_per_second:.1f} steps/s){' ' + self.error if self.error else ''}>")
