@@ -373,3 +373,17 @@ def test_budgeted_evaluation_takes_its_share_of_the_time(monkeypatch):
     # the first at step 1 (no cost known yet), then after every 5 s of training (40 steps), and the last step
     assert at == [1, 41, 81, 100]
     assert not record.Evaluator(every=3).due(run, 4) and record.Evaluator(every=3).due(run, 6)
+
+
+def test_a_background_run_is_stopped_at_interpreter_exit():
+    import subprocess
+    import sys
+
+    code = ("import torch\nfrom torch import nn\nfrom ipynetviz.methods.training import train\n"
+            "x, y = torch.randn(64, 8), torch.arange(64) % 4\n"
+            "run = train(lambda: nn.Linear(8, 4), (x, y), epochs=10**6, batch_size=8)\n"
+            "while run.step < 3: pass\n"
+            "print('leaving at', run.state)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "leaving at running" in out.stdout

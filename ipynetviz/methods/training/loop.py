@@ -36,6 +36,7 @@ Example:
 """
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 import time
@@ -53,6 +54,18 @@ from .history import History
 
 _TRAINING: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
 _TRAINING_LOCK = threading.Lock()
+_LIVE_RUNS: "weakref.WeakSet[Run]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all(timeout: float = 10.0) -> None:
+    """At interpreter exit, stop every background run and let its thread leave torch's kernels first
+    (a daemon thread still inside one when the interpreter tears down can abort the process)."""
+    runs = [r for r in list(_LIVE_RUNS) if not r.done]
+    for run in runs:
+        run.stop()
+    for run in runs:
+        run._done.wait(timeout / max(1, len(runs)))
 
 
 class RunBusyError(IpynetvizError):
@@ -197,6 +210,7 @@ class Run:
     # ------------------------------------------------------------------------------------ loop
     def _start(self, background: bool) -> "Run":
         if background:
+            _LIVE_RUNS.add(self)
             self._thread = threading.Thread(target=self._main, name="ipynetviz-train", daemon=True)
             self._thread.start()
         else:
