@@ -12,7 +12,7 @@ from ..engine import Selection, as_imageset
 from ..engine.errors import InputError, ModelError
 from ..methods.units import input_pictures
 from ..render import gray_tiles, overlay, tile
-from .base import ClickImage, PatchSource, View, dropdown, guarded, link_selection, scale_for, spatial_layers
+from .base import ClickImage, ColorBar, PatchSource, View, dropdown, guarded, link_selection, scale_for, spatial_layers
 
 
 class ActivationBrowser(View):
@@ -76,11 +76,12 @@ class ActivationBrowser(View):
         self.maps = ClickImage(css_class="t-activations-maps")
         self.large = ClickImage(css_class="t-activations-large")
         self.patch_view = ClickImage(css_class="t-activations-patches")
+        self.large_bar = ColorBar(width=192, css_class="t-activations-colorbar")
         self.info = W.HTML("")
         self.info.add_class("t-activations-info")
         self.body.children = [
             W.HBox([self.layer_picker, self.index_picker, self.per_map_box]), self.thumbs,
-            W.HBox([self.maps, W.VBox([self.large, self.patch_view])]), self.info]
+            W.HBox([self.maps, W.VBox([self.large, self.large_bar, self.patch_view])]), self.info]
         W.link((self.layer_picker, "value"), (self, "layer"))
         W.link((self.index_picker, "value"), (self, "image_index"))
         W.link((self.per_map_box, "value"), (self, "per_map"))
@@ -158,6 +159,8 @@ class ActivationBrowser(View):
             return
         amap = self.acts[ch]
         big = overlay(self.picture, amap, alpha=0.6)
+        self.large_bar.show("inferno", float(amap.min()), float(amap.max()),
+                            f"activation of {self.layer}[{ch}] over the image")
         self.large.scale = max(1.0, 192 / max(big.shape[:2]))
         self.large.set_image(big)
         y, x = np.unravel_index(int(np.argmax(amap)), amap.shape)

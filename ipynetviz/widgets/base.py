@@ -22,7 +22,7 @@ import traitlets
 from ..engine import LatestExecutor, Selection, as_imageset
 from ..engine.cache import fingerprint
 from ..methods.units import input_pictures, top_patches
-from ..render import TileLayout, resize, tile, to_data_url, to_hwc_uint8
+from ..render import TileLayout, lut, resize, tile, to_data_url, to_hwc_uint8
 
 _HERE = pathlib.Path(__file__).parent
 
@@ -125,6 +125,56 @@ class ClickImage(anywidget.AnyWidget):
         layout = TileLayout(**self.tiles)
         y, x = layout.origin(i)
         self.simulate_click(x + layout.tile_w / 2, y + layout.tile_h / 2)
+
+
+class ColorBar(W.HTML):
+    """The colour scale beside a picture of values: the colormap's gradient, the values at its ends (and 0 in the
+    middle of a diverging scale), and one line saying what the colour means.
+
+    Traits ``cmap``, ``lo``, ``hi``, ``meaning`` hold what is drawn (Python-side tests read them; browser tests
+    read the same values from the element's ``data-lo`` / ``data-hi`` attributes).
+
+    Example:
+        >>> bar = ColorBar(); bar.show("rdbu", -0.5, 0.5, "score drop when hidden")
+        >>> (bar.lo, bar.hi, bar.diverging)
+        (-0.5, 0.5, True)
+    """
+
+    cmap = traitlets.Unicode("")
+    lo = traitlets.Float(0.0)
+    hi = traitlets.Float(1.0)
+    meaning = traitlets.Unicode("")
+
+    def __init__(self, width: int = 256, css_class: str = "t-colorbar", **kw):
+        super().__init__(**kw)
+        self.width = int(width)
+        self.add_class("t-colorbar")
+        if css_class != "t-colorbar":
+            self.add_class(css_class)
+
+    @property
+    def diverging(self) -> bool:
+        return self.lo < 0 < self.hi and abs(self.lo + self.hi) <= 1e-9 * max(abs(self.lo), abs(self.hi))
+
+    def show(self, cmap: str, lo: float, hi: float, meaning: str) -> None:
+        """Draw ``cmap`` from ``lo`` to ``hi``; a range symmetric around 0 gets a 0 tick in the middle."""
+        with self.hold_trait_notifications():
+            self.cmap, self.lo, self.hi, self.meaning = cmap, float(lo), float(hi), meaning
+        table = lut(cmap)
+        stops = ", ".join(f"rgb({r},{g},{b}) {100 * i / 10:.0f}%" for i, (r, g, b) in
+                          enumerate(table[np.linspace(0, 255, 11).round().astype(int)]))
+        mid = '<span style="position:absolute;left:50%;transform:translateX(-50%)">0</span>' if self.diverging else ""
+        self.value = (
+            f'<div class="ipynetviz-colorbar" data-cmap="{html.escape(cmap)}" data-lo="{self.lo!r}" '
+            f'data-hi="{self.hi!r}" style="width:{self.width}px;font-size:12px;line-height:1.3">'
+            f'<div style="height:10px;border:1px solid #999;background:linear-gradient(to right, {stops})"></div>'
+            f'<div style="position:relative;height:16px"><span style="position:absolute;left:0">{_tick(lo)}</span>'
+            f'{mid}<span style="position:absolute;right:0">{_tick(hi)}</span></div>'
+            f'<div style="color:#444">{html.escape(meaning)}</div></div>')
+
+
+def _tick(v: float) -> str:
+    return "0" if v == 0 else f"{v:.3g}"
 
 
 def link_selection(view, names: tuple[str, ...]) -> None:

@@ -11,7 +11,7 @@ from ..engine import Selection
 from ..engine.errors import InputError, ModelError
 from ..methods.units import filters
 from ..methods.units.filters import MODES, NORMALIZATIONS, ORDERS
-from .base import ClickImage, View, conv_for, dropdown, guarded, link_selection
+from .base import ClickImage, ColorBar, View, conv_for, dropdown, guarded, link_selection
 
 
 class FilterGrid(View):
@@ -60,8 +60,9 @@ class FilterGrid(View):
         self.mosaic = ClickImage(css_class="t-filtergrid-mosaic")
         self.info = W.HTML("")
         self.info.add_class("t-filtergrid-info")
+        self.colorbar = ColorBar(width=256, css_class="t-filtergrid-colorbar")
         self.body.children = [W.HBox([self.layer_picker, self.mode_picker, self.norm_picker, self.order_picker]),
-                              self.mosaic, self.info]
+                              self.mosaic, self.colorbar, self.info]
         for name, picker in (("layer", self.layer_picker), ("mode", self.mode_picker),
                              ("normalization", self.norm_picker), ("order", self.order_picker)):
             W.link((picker, "value"), (self, name))
@@ -103,6 +104,25 @@ class FilterGrid(View):
             self.channel = None
         self._show_channel()
 
+    def _draw_colorbar(self, res) -> None:
+        """The weight range the tiles' grey levels span: the layer's (global scale) or the selected filter's."""
+        w = res.weights if self.channel is None or res.normalization == "global" else res.weights[self.channel]
+        whose = "the layer" if res.normalization == "global" else (
+            f"filter {self.channel}" if self.channel is not None else None)
+        if res.mode == "norm":
+            taps = np.sqrt((w.astype(np.float64) ** 2).sum(axis=-3))
+            hi, what = float(taps.max()), "L2 norm over input channels at each tap (black: 0)"
+            lo = 0.0
+        else:
+            hi, what = float(np.abs(w).max()), "weight (mid grey: 0)"
+            lo = -hi
+        if whose is None:  # each filter on its own scale and none selected: the scale is relative
+            lo, hi = (0.0 if res.mode == "norm" else -1.0), 1.0
+            what += "; each filter scaled to its own maximum (click one for its values)"
+        else:
+            what += f"; scale of {whose}"
+        self.colorbar.show("gray", lo, hi, what)
+
     def tile_of(self, channel: int) -> int:
         """Mosaic tile index of ``channel``'s filter (its first tile in "channels" mode)."""
         return int(np.flatnonzero(self.result.tile_channel == channel)[0])
@@ -112,6 +132,7 @@ class FilterGrid(View):
         res = self.result
         if res is None:
             return
+        self._draw_colorbar(res)
         head = (f"<b>{html.escape(self.layer)}</b>: {res.out_channels} filters of {res.in_channels}×"
                 f"{res.kernel_size[0]}×{res.kernel_size[1]}, tiles: {res.mode}, scale: {res.normalization}")
         if self.channel is None:

@@ -13,7 +13,7 @@ from ..engine.errors import InputError, ModelError, SettingError
 from ..methods.attribution import attribute
 from ..methods.units import input_pictures
 from ..render import colorize, gray_tiles, tile, to_hwc_uint8
-from .base import ClickImage, View, dropdown, guarded, hold_models, link_selection, scale_for, spatial_layers
+from .base import ClickImage, ColorBar, View, dropdown, guarded, hold_models, link_selection, scale_for, spatial_layers
 
 METHODS = {"guided backprop": "guided_backprop", "gradient": "gradient", "saliency": "saliency",
            "deconvnet": "deconvnet"}
@@ -81,11 +81,13 @@ class NeuronPicker(View):
         self.info = W.HTML("")
         self.info.add_class("t-neuronpicker-info")
         captions = [W.HTML(f"<b>{t}</b>") for t in ("image", "feature map", "visualization")]
+        self.map_bar = ColorBar(width=SHOWN, css_class="t-neuronpicker-map-colorbar")
+        self.result_bar = ColorBar(width=SHOWN, css_class="t-neuronpicker-result-colorbar")
         self.body.children = [
             self.thumbs,
             W.HBox([self.layer_picker, self.channel_picker, self.whole]), self.method_picker,
-            W.HBox([W.VBox([captions[0], self.image_view]), W.VBox([captions[1], self.map_view]),
-                    W.VBox([captions[2], self.result_view])]),
+            W.HBox([W.VBox([captions[0], self.image_view]), W.VBox([captions[1], self.map_view, self.map_bar]),
+                    W.VBox([captions[2], self.result_view, self.result_bar])]),
             self.info, self.maps]
 
         W.link((self.layer_picker, "value"), (self, "layer"))
@@ -174,6 +176,8 @@ class NeuronPicker(View):
         amap = self.acts[self.channel]
         self.map_view.scale = SHOWN / max(amap.shape)
         self.map_view.set_image(colorize(amap, "viridis"))
+        self.map_bar.show("viridis", float(amap.min()), float(amap.max()),
+                          f"activation of {self.layer}[{self.channel}] on image {self.image_index}")
         if self.position is None:
             self.map_view.box = []
         else:
@@ -188,6 +192,12 @@ class NeuronPicker(View):
         self.result_view.set_image(pic)
         self.shown = key
         a = result.attributions[0]
+        m = float(a.abs().max())
+        if a.ndim == 3 and key["method"] != "saliency":  # signed per colour channel, 0 -> mid grey (render "rgb")
+            self.result_bar.show("gray", -m, m, "gradient per colour channel (mid grey: 0; brighter: positive)")
+        else:
+            heat = result.heatmap(0)
+            self.result_bar.show("inferno", float(heat.min()), float(heat.max()), "|gradient| (max over colours)")
         self.info.value = (f"<b>{html.escape(METHODS_LABEL[key['method']])}</b> of "
                            f"<b>{html.escape(self._describe(key_target(key)))}</b> on image {key['image_index']}: unit value "
                            f"{float(result.scores[0]):.4g}; max |attribution| {float(a.abs().max()):.3g}")

@@ -15,8 +15,8 @@ import traitlets
 from ..engine import Class, Selection, as_imageset
 from ..methods.attribution import occlusion
 from ..methods.units import input_pictures
-from ..render import to_hwc_uint8
-from .base import ClickImage, View, dropdown, guarded, hold_models, link_selection
+from ..render import overlay, to_hwc_uint8
+from .base import ClickImage, ColorBar, View, dropdown, guarded, hold_models, link_selection
 
 FILL_CHOICES = [("zero", "zero"), ("image mean", "mean"), ("blurred", "blur"), ("grey", (0.5, 0.5, 0.5))]
 SHOWN = 256  # display size of the heat map and the occluded image, in screen pixels
@@ -59,6 +59,7 @@ class OcclusionExplorer(View):
         self.progressive = progressive
         self.batch_size = batch_size
         self.result = None
+        self._on_screen = None  # the image whose picture or map the heat-map view shows
         pictures = self._build_thumbs(self.images, max_thumbs, 40, "t-occlusion-thumbs")
         size = int(min(pictures.shape[-2:]))
         self.image_size = tuple(int(s) for s in pictures.shape[-2:])
@@ -78,6 +79,7 @@ class OcclusionExplorer(View):
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="160px"))
         self.progress.add_class("t-occlusion-progress")
         self.heatmap = ClickImage(css_class="t-occlusion-heatmap")
+        self.colorbar = ColorBar(width=SHOWN, css_class="t-occlusion-colorbar")
         self.occluded = ClickImage(css_class="t-occlusion-occluded")
         self.probs = W.HTML("")
         self.probs.add_class("t-occlusion-probs")
@@ -87,7 +89,7 @@ class OcclusionExplorer(View):
             self.thumbs,
             W.HBox([self.window_slider, self.stride_slider]),
             W.HBox([self.fill_picker, self.target_picker, self.progress]),
-            W.HBox([W.VBox([W.HTML("<b>occlusion heat map</b> (click a cell)"), self.heatmap]),
+            W.HBox([W.VBox([W.HTML("<b>occlusion heat map</b> (click a cell)"), self.heatmap, self.colorbar]),
                     W.VBox([W.HTML("<b>occluded image</b>"), self.occluded, self.probs])]),
             self.info]
 
@@ -127,11 +129,15 @@ class OcclusionExplorer(View):
         index, window, stride, fill, target = (self.image_index, self.window, self.stride, self.fill, self.target)
         self._mark_thumb(index)
         self.cell = None
-        # never leave a heat map of other settings on screen: show the bare image until the new one arrives
-        picture = to_hwc_uint8(input_pictures(self.insp, self.images, [index])[0])
-        self.heatmap.scale = SHOWN / max(picture.shape[:2])
         self.heatmap.box = []
-        self.heatmap.set_image(picture)
+        # No flash: a new window, stride, fill or class keeps the last map on screen until the new coarse map
+        # replaces it (the status line says it is working; ``shown`` is empty meanwhile). Only a new image shows
+        # that image at once: the old image's map says nothing about it.
+        if self._on_screen != index:
+            self._on_screen = index
+            picture = to_hwc_uint8(input_pictures(self.insp, self.images, [index])[0])
+            self.heatmap.scale = SHOWN / max(picture.shape[:2])
+            self.heatmap.set_image(picture)
         self.shown = {}
         self.progress.value = 0
 
@@ -158,7 +164,13 @@ class OcclusionExplorer(View):
         if want != self.settings():  # settings moved on since this was asked for: it is stale
             return
         self.result = result
-        self.heatmap.set_image(result.render(0, kind="attribution", alpha=0.55))
+        heat = result.attribution()[0]
+        # diverging around zero: red where hiding the pixel lowers the class score, blue where it raises it
+        self.heatmap.set_image(overlay(result.images[0], heat, alpha=0.55, cmap="rdbu", mode="symmetric"))
+        m = float(np.abs(heat).max())
+        k = result.target_classes[0]
+        self.colorbar.show("rdbu", -m, m, f"drop in the {self._name(k)} score when a window hides the pixel "
+                                          f"(red: the class needs it)")
         self.shown = dict(want, complete=bool(result.complete), grid=list(result.grid_shape),
                           stride_used=list(result.stride))
         if result.complete:
