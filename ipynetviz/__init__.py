@@ -28,7 +28,7 @@ _LAZY = {
 }
 _LAZY_WIDGETS = ("NeuronPicker", "OcclusionExplorer", "FilterGrid", "ActivationBrowser", "PatchGallery",
                  "EmbeddingScatter", "CorrespondenceMatrix", "ImageOptimizer", "TrainingLab",
-                 "CompressionLab", "DynamicsMatrix", "TransferPlot")
+                 "CompressionLab", "DynamicsMatrix", "TransferPlot", "Dashboard")
 _LAZY_METHODS = ("compare", "train")
 
 

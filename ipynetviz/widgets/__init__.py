@@ -19,6 +19,7 @@ _WIDGETS = {
     "CompressionLab": "compression_lab",
     "DynamicsMatrix": "dynamics_matrix",
     "TransferPlot": "transfer_plot",
+    "Dashboard": "dashboard",
 }
 
 
