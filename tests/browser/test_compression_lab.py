@@ -1,5 +1,5 @@
 """CompressionLab in Voila: a slider typed in the browser changes the accuracy text and the histogram picture,
-both equal to a Python-side computation; no error text; screenshots kept."""
+both equal to a Python-side computation; Save writes the file it reports; no error text; screenshots kept."""
 import base64
 import copy
 
@@ -51,7 +51,7 @@ def _histogram_base64(page) -> str:
         }""")
 
 
-def test_moving_a_slider_updates_accuracy_and_histogram(voila):
+def test_moving_a_slider_updates_accuracy_and_histogram(voila, tmp_path):
     page = voila(CELLS, wait_for=".t-compression-sparsity-fc1")
     first = wait_state(page, lambda s: s["accuracy"] == s["accuracy"] and s["file_bytes"] > 0, timeout=90)
     page.locator("img.t-compression-histogram").wait_for(timeout=60_000)
@@ -79,4 +79,11 @@ def test_moving_a_slider_updates_accuracy_and_histogram(voila):
     assert deadline_pic == png != before_pic
     assert int(page.locator(".t-bytes-value").inner_text().replace(",", "")) == state["file_bytes"] < first["file_bytes"]
     page.session.screenshot("pruned")
+    # Save compressed writes the file next to the notebook and shows its real size and the reloaded accuracy
+    page.locator(".t-compression-save").click()
+    page.locator(".t-saved-bytes").wait_for(timeout=60_000)
+    on_disk = (tmp_path / "compressed.ipnz").stat().st_size
+    assert int(page.locator(".t-saved-bytes").inner_text().replace(",", "")) == on_disk == state["file_bytes"]
+    assert page.locator(".t-saved-accuracy").inner_text() == f"{100 * acc:.2f}%"
+    page.session.screenshot("saved")
     assert_no_error_text(page)
