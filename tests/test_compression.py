@@ -386,3 +386,22 @@ def test_dsd_stages_histograms_and_baseline_on_a_tiny_run():
     assert not stopped.complete and stopped.seeds == ()
     with pytest.raises(SettingError, match="sparsity"):
         C.dsd(zoo.lenet_300_100, data, test, sparsity=1.5)
+
+
+# ------------------------------------------------------------------------------------- docstrings
+@pytest.mark.parametrize("module", ["layers", "prune", "probe", "sensitivity", "kmeans", "quantize", "encode",
+                                    "fileformat", "table"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"ipynetviz.methods.compression.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_lab_picture_doctests():
+    import doctest
+
+    from ipynetviz.widgets import compression_parts
+    assert doctest.testmod(compression_parts).failed == 0
