@@ -101,13 +101,14 @@ class TopKState:
         return 0 if self.values is None else self.values.shape[1]
 
     def _absorb(self, values: torch.Tensor, ids: torch.Tensor) -> "TopKState":
+        """Keep the k best of the kept columns and a block (R, B) of candidates with per-row ``ids``."""
         if self.values is not None:
             if values.shape[0] != self.values.shape[0]:
                 raise InputError(f"this top-k state has {self.values.shape[0]} rows but the new block has "
                                  f"{values.shape[0]}; feed the same units every time")
             values = torch.cat([self.values, values.to(self.values.device, self.values.dtype)], 1)
             ids = torch.cat([self.ids, ids.to(self.ids.device)], 1)
-            values, ids = _by_id(values, ids)
+        values, ids = _by_id(values, ids)  # columns by id, so topk_first's "lower column" means "lower id"
         picked, cols = topk_first(values, self.k)
         self.values, self.ids = picked, ids.gather(1, cols)
         return self
@@ -119,10 +120,12 @@ class TopKState:
         ids = torch.as_tensor(ids, dtype=torch.int64, device=values.device)
         if ids.shape[-1] != values.shape[1] or ids.ndim not in (1, 2):
             raise InputError(f"{values.shape[1]} candidates but ids of shape {tuple(ids.shape)}")
-        values, ids = _by_id(values, ids)
         if values.shape[1] > self.k:  # cut the block first: the merge below then sorts at most 2k columns
+            values, ids = _by_id(values, ids)
             values, cols = topk_first(values, self.k)
             ids = ids.gather(1, cols)
+        elif ids.ndim == 1:
+            ids = ids.unsqueeze(0).expand(values.shape[0], -1)
         return self._absorb(values, ids)
 
     def merge(self, other: "TopKState") -> "TopKState":

@@ -14,7 +14,7 @@ import torch
 
 from ipynetviz.engine.checks import check_choice, check_positive_int
 from ipynetviz.engine.errors import InputError, SettingError
-from ipynetviz.engine.state import TopKState
+from ipynetviz.engine.state import TopKState, topk_first
 
 from ..correspondence._inputs import align_spatial, check_same_samples
 from ..correspondence.moments import StreamingMoments
@@ -167,11 +167,15 @@ def _topk_update(state: TopKState, a: torch.Tensor, ids: torch.Tensor, distinct:
     positions = a.shape[2] * a.shape[3]
     flat = a.flatten(2)
     if distinct:
-        # amax then argmax (the first maximum in row-major order): the rule top_patches uses, so results agree
-        where = flat.argmax(dim=2)
-        values = flat.gather(2, where.unsqueeze(2)).squeeze(2)
-        cand = ids.unsqueeze(1) * positions + where
-        state.update(values.t(), cand.t())
+        # Each channel's k best images of this batch first (amax is about twice as fast as max-with-indices),
+        # then the position of the maximum for those k only: the first maximum in row-major order, the rule
+        # top_patches uses. Every image appears once per channel, so ties between images go by image id.
+        order = ids.sort(stable=True).indices
+        values, cols = topk_first(flat.amax(dim=2).t().index_select(1, order), state.k)
+        local = order[cols]  # (C, k) rows of this batch
+        rows = torch.arange(a.shape[1], device=a.device).unsqueeze(1)
+        where = flat[local, rows].argmax(dim=2)
+        state.update(values, ids[local] * positions + where)
     else:
         cand = (ids.unsqueeze(1) * positions + torch.arange(positions, device=a.device)).reshape(-1)
         state.update(flat.permute(1, 0, 2).reshape(a.shape[1], -1), cand)

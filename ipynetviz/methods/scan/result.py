@@ -38,7 +38,7 @@ class ScanResult:
         skipped: ((relative path, reason), ...) of files that could not be read.
         complete: False when the scan was cancelled (the result covers the images scanned so far).
         engine: "local" or "ray".
-        model_fingerprint, dataset_fingerprint: content hashes naming the model and data set versions.
+        model_fingerprint: content hash naming the model's version (``dataset_fingerprint`` names the data's).
         dataset: where the images came from (a folder path, or "N in-memory images").
         labels: (N,) labels of the data set when known (indexed by image id), else None.
     """
@@ -52,10 +52,15 @@ class ScanResult:
     complete: bool
     engine: str
     model_fingerprint: str
-    dataset_fingerprint: str
     dataset: str
     labels: np.ndarray | None = None
     notes: tuple = field(default=())
+    source: object = field(default=None, repr=False)
+
+    @property
+    def dataset_fingerprint(self) -> str:
+        """The data set's content hash (a folder's listing; in-memory images' bytes), computed when first asked."""
+        return self.source.fingerprint()
 
     def to_numpy(self) -> np.ndarray:
         """The first measure's array: top-patch scores (units, k), else the first correlation matrix."""
@@ -138,6 +143,6 @@ def build_result(insp, source, state: ScanState, keeps: dict, complete: bool, en
                 notes.append(f"correspondence {la} / {lb}: fewer than 2 samples scanned")
     return ScanResult(top_patches=top, correspondence=corr, moments=moments, n_images=state.n_images,
                       n_files=state.n_files, skipped=tuple(sorted(state.skipped)), complete=complete, engine=engine,
-                      model_fingerprint=model_fp, dataset_fingerprint=source.fingerprint(),
-                      dataset=source.describe(), labels=source.labels, notes=tuple(notes))
+                      model_fingerprint=model_fp, dataset=source.describe(), labels=source.labels,
+                      notes=tuple(notes), source=source)
 
