@@ -24,7 +24,7 @@ class ActivationBrowser(View):
         layer: the layer to show (default: the selection's, else the first conv layer).
         dataset: where top patches come from (default: ``images``).
         selection: the shared :class:`ipynetviz.Selection` (default: a new one).
-        k: top patches per unit.
+        k: top patches per unit (default: 9, or fewer for a smaller data set).
         per_map: scale each map on its own (True) or all maps of the layer together (False, default: shows
             which maps are strong).
         patches: compute top patches at all (False: maps only).
@@ -42,7 +42,7 @@ class ActivationBrowser(View):
     per_map = traitlets.Bool(False)
 
     def __init__(self, insp, images, layer: str | None = None, dataset=None, selection: Selection | None = None,
-                 k: int = 9, per_map: bool = False, patches: bool = True, max_thumbs: int = 48,
+                 k: int | None = None, per_map: bool = False, patches: bool = True, max_thumbs: int = 48,
                  synchronous: bool = False, examples=None, **kw):
         super().__init__(selection=selection, synchronous=synchronous, css_class="t-activations", **kw)
         self.insp = insp

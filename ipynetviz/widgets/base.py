@@ -250,6 +250,15 @@ def scale_for(size: int, target: int) -> int:
     return max(1, int(round(target / max(size, 1))))
 
 
+DEFAULT_K = 9
+
+
+def default_k(available: int, preferred: int = DEFAULT_K) -> int:
+    """A view's default number of patches or neighbours: ``preferred``, but never more than the data set offers
+    (a default must not warn that 50 were asked of 30 images; an explicit ``k`` still does)."""
+    return max(1, min(preferred, int(available)))
+
+
 class PatchSource:
     """Top patches of a data set, computed once per layer and shared through the inspector's result cache.
 
@@ -257,9 +266,9 @@ class PatchSource:
     this data set) the layers it holds are read from disk instantly instead of scanned.
     """
 
-    def __init__(self, insp, dataset, k: int = 9, examples=None):
-        self.insp, self.k = insp, int(k)
+    def __init__(self, insp, dataset, k: int | None = None, examples=None):
         self.data = as_imageset(dataset)
+        self.insp, self.k = insp, default_k(len(self.data)) if k is None else int(k)
         self._key = None
         self.examples = None
         if examples is not None:

@@ -11,7 +11,7 @@ import traitlets
 from ..engine import Selection
 from ..methods.units import input_pictures, nearest_neighbours
 from ..render import resize, tile, to_hwc_uint8
-from .base import ClickImage, PatchSource, View, dropdown, guarded, link_selection, scale_for
+from .base import ClickImage, PatchSource, View, default_k, dropdown, guarded, link_selection, scale_for
 
 _BLANK = np.full((8, 8, 3), 255, np.uint8)
 
@@ -32,7 +32,7 @@ class PatchGallery(View):
         feature_layer: the layer whose output is the feature space for neighbours (default: the classifier's
             input).
         selection: the shared :class:`ipynetviz.Selection` (default: a new one).
-        k: patches and neighbours shown.
+        k: patches and neighbours shown (default: 9, or fewer for a smaller data set).
         synchronous: compute in the caller's thread (scripts and tests).
         examples: a dataset-examples folder saved by ``ipynetviz.methods.scan`` from ``dataset`` with this
             model: its layers' top patches open instantly instead of being scanned.
@@ -46,12 +46,13 @@ class PatchGallery(View):
     feature_layer = traitlets.Unicode()
 
     def __init__(self, insp, dataset, layer: str | None = None, channel: int | None = None,
-                 feature_layer: str | None = None, selection: Selection | None = None, k: int = 9,
+                 feature_layer: str | None = None, selection: Selection | None = None, k: int | None = None,
                  synchronous: bool = False, examples=None, **kw):
         super().__init__(selection=selection, synchronous=synchronous, css_class="t-gallery", **kw)
-        self.insp, self.k = insp, int(k)
         self.source = PatchSource(insp, dataset, k, examples=examples)
         self.data = self.source.data
+        # neighbours of one image come from the N - 1 others
+        self.insp, self.k = insp, self.source.k if k is not None else default_k(len(self.data) - 1)
         self.layers = [n for n in insp.layers if insp.layer_shape(n)]
         start = layer or (self.selection.layer if self.selection.layer in self.layers else None) or \
             (insp.conv_layers[-1] if insp.conv_layers else self.layers[-1])
