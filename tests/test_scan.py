@@ -141,3 +141,15 @@ def test_ray_missing_names_the_install_command(nets, images, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
     with pytest.raises(ImportError, match=r"pip install 'ipynetviz\[scale\]'"):
         scan(nets[0], images[:8], [TopPatches("conv1")], engine="ray")
+
+
+def test_a_torchvision_data_set_and_zoo_pairs_are_scanned_like_arrays(nets):
+    from torchvision.datasets import FakeData
+
+    fake = FakeData(size=24, image_size=(3, 64, 64), num_classes=3, random_offset=7)
+    arrays = np.stack([np.asarray(fake[i][0]).transpose(2, 0, 1) for i in range(24)])
+    r = scan(nets[0], fake, [TopPatches("relu3", k=3)], batch_size=8)
+    ref = scan(nets[0], (arrays, [fake[i][1] for i in range(24)]), [TopPatches("relu3", k=3)], batch_size=8)
+    np.testing.assert_array_equal(r.top_patches["relu3"].image_indices, ref.top_patches["relu3"].image_indices)
+    np.testing.assert_array_equal(r.top_patches["relu3"].scores, ref.top_patches["relu3"].scores)
+    np.testing.assert_array_equal(r.labels, ref.labels)

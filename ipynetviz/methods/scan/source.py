@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ipynetviz.engine.folder import ImageFolder
 
@@ -26,7 +27,16 @@ class ArraySource:
 
     def read(self, ids):
         ids = [int(i) for i in ids]
-        return self.data.raw(ids), ids, []
+        raw = self.data.raw(ids)
+        if not self.data.is_float:
+            # PIL images and (H, W, C) arrays as one contiguous (n, C, H, W) uint8 batch (mixed sizes stay a
+            # list): the memory format then does not depend on how the images were stored (see FolderSource)
+            from ipynetviz.engine.inputs import is_pil, pil_to_uint8, to_uint8_batch
+            if isinstance(raw, list) and raw and is_pil(raw[0]):
+                raw = [pil_to_uint8(im) for im in raw]
+            batch = to_uint8_batch(raw)
+            raw = batch.contiguous() if isinstance(batch, torch.Tensor) else batch
+        return raw, ids, []
 
     def fingerprint(self) -> str:
         return self.data.fingerprint()
