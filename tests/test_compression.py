@@ -335,6 +335,9 @@ def test_the_zoo_cnns_go_through_the_whole_pipeline(tmp_path, name):
     back = zoo.shapes_cnn() if name == "shapes-cnn" else zoo.digits_cnn()
     C.load_compressed(saved.path, back)
     assert _same(back, _state(model)) and saved.ratio > 8
+    x, y = zoo.shapes(64, split="test") if name == "shapes-cnn" else zoo.digits("test")
+    sens = C.sensitivity(insp, (x[:64], y[:64]), layers=insp.conv_layers[-2:], sparsities=[0.0, 0.9])
+    assert sens.accuracy.shape == (2, 2) and (sens.accuracy[:, 0] == sens.baseline).all()
 
 
 # --------------------------------------------------------------------------------------- retrain

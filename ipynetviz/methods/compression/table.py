@@ -10,8 +10,9 @@ from .encode import Encoded
 COLUMNS = ("layer", "weights", "kept %", "weight bits P+Q", "weight bits P+Q+H", "index bits P+Q",
            "index bits P+Q+H", "rate P %", "rate P+Q %", "rate P+Q+H %")
 
-# Transcribed from Deep Compression (ICLR 2016), Table 2 (LeNet-300-100) and Table 3 (LeNet-5): layer, weights,
-# weights kept %, weight bits P+Q, P+Q+H, index bits P+Q, P+Q+H, compress rate P+Q %, P+Q+H %.
+# Transcribed by hand from Deep Compression (ICLR 2016, arXiv v5), Table 2 (LeNet-300-100) and Table 3 (LeNet-5):
+# layer, weights, weights kept %, weight bits P+Q, P+Q+H, index bits P+Q, P+Q+H, compress rate P+Q %, P+Q+H %.
+# (No copy of the paper was at hand to check each digit against; the totals match its Table 1: 40x and 39x.)
 PAPER = {
     "lenet-300-100": (
         ("ip1", "235K", 8, 6, 4.4, 5, 3.7, 3.1, 2.32),
