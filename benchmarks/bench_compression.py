@@ -11,7 +11,6 @@ layers (reported, no goal; the paper's Fig. 9 saw about 3x on a CPU).
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 import warnings
