@@ -60,3 +60,23 @@ def test_another_models_folder_is_refused(nets, saved):
     images, folder, _ = saved
     with pytest.raises(ExamplesMismatchError, match="another model"):
         PatchGallery(nets[1], images, synchronous=True, examples=folder)
+
+
+def test_scan_view_shows_progress_and_what_was_skipped(nets, saved, tmp_path):
+    from PIL import Image
+
+    from ipynetviz.widgets.scan_view import ScanView
+
+    images = saved[0]
+    for i in range(10):
+        Image.fromarray(images[i].transpose(1, 2, 0)).save(tmp_path / f"{i}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    view = ScanView(nets[0], tmp_path, [TopPatches("conv2", k=2)], synchronous=True, batch_size=4)
+    assert view.result.complete and (view.done, view.total) == (11, 11) and view.bar.value == 11
+    assert "10 images scanned, 1 files skipped" in view.summary.value and "notes.txt" in view.summary.value
+    assert not view.running and not view.start_button.disabled and view.error.message == ""
+    view.stop()  # a stop before start() is forgotten by start()
+    view.start()
+    assert view.result.complete
+    bad = ScanView(nets[0], tmp_path, [TopPatches("conv_2")], synchronous=True)
+    assert "conv2" in bad.error.message and not bad.running

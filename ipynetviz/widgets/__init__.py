@@ -20,6 +20,7 @@ _WIDGETS = {
     "DynamicsMatrix": "dynamics_matrix",
     "TransferPlot": "transfer_plot",
     "Dashboard": "dashboard",
+    "ScanView": "scan_view",
 }
 
 
