@@ -123,8 +123,13 @@ def demo() -> None:
     port = free_port()
     token = secrets.token_hex(12)
     url = f"http://127.0.0.1:{port}/lab/tree/notebooks/tour.ipynb?token={token}"
+    app = f"http://127.0.0.1:{port}/voila/render/notebooks/dashboard.ipynb?token={token}"
     say("serving the tour (offline, on the bundled teaching model); open this URL in a browser:")
     print(f"\n    {url}\n", flush=True)
+    say("and the linked dashboard as a Voila app (for a projector, 1280 x 800):")
+    print(f"\n    {app}\n", flush=True)
+    # The token goes to IdentityProvider.token. A "ServerApp.token config is deprecated" line at start-up comes from
+    # notebook_shim (Notebook 7's server part, installed by the test extras) reading every ServerApp attribute.
     cmd = [PY, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={DEMO_DIR}"]
     if IS_ROOT:
