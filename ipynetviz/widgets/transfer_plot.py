@@ -81,11 +81,10 @@ class TransferPlot(View):
                                   display_legend=True, visible=bool(show_paper))
                       for c in CONDITIONS[2:]}
         self.lines = {c: bq.Lines(x=np.zeros(0), y=np.zeros(0), scales=sc, colors=[_COLORS[c]], labels=[c],
-                                  display_legend=True, stroke_width=2.5, marker="circle")
+                                  display_legend=True, stroke_width=2.5)  # no markers: the dots are the scatter
                       for c in CONDITIONS[2:]}
-        self.points = bq.Scatter(x=np.zeros(0), y=np.zeros(0), scales=sc, default_size=24, stroke="white",
-                                 interactions={"click": "select"}, selected_style={"stroke": "black",
-                                                                                   "stroke-width": 2})
+        # the default interactions (hover: tooltip) keep element clicks coming; "click": "select" would take them
+        self.points = bq.Scatter(x=np.zeros(0), y=np.zeros(0), scales=sc, default_size=24, stroke="white")
         self.points.on_element_click(self._on_point_click)
         self._point_records: list[int] = []
         self.figure = bq.Figure(marks=[self.baseline, *self.paper.values(), *self.lines.values(), self.points],
