@@ -55,13 +55,16 @@ class FilterGrid(View):
         self.mode_picker = dropdown(list(MODES), mode, "tiles", "t-filtergrid-mode")
         self.norm_picker = dropdown(list(NORMALIZATIONS), normalization, "scale", "t-filtergrid-normalization")
         self.order_picker = W.ToggleButtons(options=[("by index", "index"), ("by norm", "norm")],
-                                            value=order, style={"button_width": "80px"})
+                                            value=order, style={"button_width": "80px"},
+                                            layout=W.Layout(flex="0 0 auto"))  # never squeezed into a column
         self.order_picker.add_class("t-filtergrid-order")
         self.mosaic = ClickImage(css_class="t-filtergrid-mosaic")
         self.info = W.HTML("")
         self.info.add_class("t-filtergrid-info")
         self.colorbar = ColorBar(width=256, css_class="t-filtergrid-colorbar")
-        self.body.children = [W.HBox([self.layer_picker, self.mode_picker, self.norm_picker, self.order_picker]),
+        # a narrow panel wraps whole controls onto a second row instead of breaking the toggle's buttons apart
+        self.body.children = [W.HBox([self.layer_picker, self.mode_picker, self.norm_picker, self.order_picker],
+                                     layout=W.Layout(flex_flow="row wrap")),
                               self.mosaic, self.colorbar, self.info]
         for name, picker in (("layer", self.layer_picker), ("mode", self.mode_picker),
                              ("normalization", self.norm_picker), ("order", self.order_picker)):

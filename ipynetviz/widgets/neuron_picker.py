@@ -68,7 +68,7 @@ class NeuronPicker(View):
                                                layout=W.Layout(width="130px"))
         self.channel_picker.add_class("t-neuronpicker-channel")
         self.method_picker = W.ToggleButtons(options=list(METHODS.items()), value=method,
-                                             style={"button_width": "110px"})
+                                             style={"button_width": "126px"})  # "guided backprop" in full
         self.method_picker.add_class("t-neuronpicker-method")
         self.whole = W.Button(description="whole map", tooltip="explain the mean of the whole feature map",
                               layout=W.Layout(width="100px"))

@@ -62,6 +62,10 @@ def test_dashboard_click_a_unit_every_panel_follows(voila):
     size = page.evaluate("(() => { const r = document.querySelector('.t-dashboard').getBoundingClientRect();"
                          " return {width: r.width, height: r.height}; })()")
     assert size["width"] <= 1280, size
+    # no control shows a truncated label (text wider than its button)
+    clipped = page.evaluate("""Array.from(document.querySelectorAll('.t-dashboard button'))
+      .filter(b => b.offsetParent !== null && b.scrollWidth > b.clientWidth + 1).map(b => b.innerText)""")
+    assert clipped == [], clipped
     print("dashboard box", json.dumps(size))
     page.session.screenshot("after")
     assert_no_error_text(page)

@@ -48,7 +48,9 @@ def test_run_preview_stop_and_gallery(voila):
     page.session.screenshot("running")
 
     page.locator(".t-optimizer-stop").click()
-    state = wait_state(page, lambda s: not s["running"] and s["gallery_size"] == 1, timeout=60)
+    # the probe may redraw between gallery_size and last: wait for the run's own record
+    state = wait_state(page, lambda s: not s["running"] and s["gallery_size"] == 1 and "interrupted" in s["last"],
+                       timeout=60)
     assert state["last"]["interrupted"] and 8 <= state["last"]["steps_done"] < 100000
     assert "(stopped)" in page.locator(".t-optimizer-captions").inner_text()
     assert src(page, ".t-optimizer-gallery").startswith("data:image/png")
@@ -61,7 +63,8 @@ def test_run_preview_stop_and_gallery(voila):
     wait_state(page, lambda s: s["mode"] == "class", timeout=20)
     set_steps(page, 12)
     page.locator(".t-optimizer-run").click()
-    state = wait_state(page, lambda s: not s["running"] and s["gallery_size"] == 2, timeout=60)
+    state = wait_state(page, lambda s: not s["running"] and s["gallery_size"] == 2 and s["last"].get("mode") == "class",
+                       timeout=60)
     assert state["last"] == dict(state["last"], mode="class", steps_done=12, interrupted=False)
     assert len(page.locator(".t-optimizer-captions li").all()) == 2
     assert read_state(page)["steps_done"] == 12
