@@ -40,6 +40,9 @@ def test_occlusion_map_diverges_around_zero_and_never_flashes_the_bare_image(ins
     assert np.array_equal(w.heatmap.image, overlay(w.result.images[0], heat, 0.55, "rdbu", "symmetric"))
     assert (w.colorbar.cmap, w.colorbar.lo, w.colorbar.hi) == ("rdbu", -m, m) and w.colorbar.diverging
     assert "drop in the" in w.colorbar.meaning
+    # the zero fill is said in pixels: the picture of a zero input
+    r, g, b = insp.pictures(torch.zeros(1, 3, 1, 1), channels_last=True)[0, 0, 0]
+    assert f"rgb({r}, {g}, {b}) (zero in the normalised input" in w.info.value
     bare = w.heatmap.image.copy()
     shown = []
     w.heatmap.observe(lambda ch: shown.append(w.heatmap.image.copy()), names="version")

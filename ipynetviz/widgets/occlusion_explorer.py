@@ -182,7 +182,8 @@ class OcclusionExplorer(View):
                            f"{float(result.baseline_score[0]):.3f}, p = {float(result.baseline_probability[0]):.3f}; "
                            f"{result.grid_shape[0]}×{result.grid_shape[1]} windows"
                            + ("" if result.complete else " (coarse first pass)")
-                           + ("" if not result.incremental else ", incremental inference"))
+                           + ("" if not result.incremental else ", incremental inference")
+                           + self._fill_note(result))
         if self.cell is not None:
             self._show_cell()
 
@@ -221,6 +222,16 @@ class OcclusionExplorer(View):
         self.probs.value = (f"<div>window ({gy}, {gx}): rows {y0}-{y1}, columns {x0}-{x1}; "
                             f"{html.escape(self._name(k))} score drops by {drop:.3f}</div>"
                             f"<table class='t-occlusion-top'>{rows}</table>")
+
+    def _fill_note(self, result) -> str:
+        """What the occluding window looks like, in pixels: "zero" is zero in the model's normalised input, which
+        is a grey-brown square (the data set's mean colour) on screen, not black."""
+        if isinstance(self.fill, str) and self.fill != "zero":
+            return f"; fill: {html.escape(self.fill)} (taken from the image)"
+        r, g, b = (int(v) for v in self.insp.pictures(result.fill_inputs[:1, :, :1, :1], channels_last=True)[0, 0, 0])
+        what = "zero in the normalised input, i.e. the mean colour" if self.fill == "zero" else "the chosen colour"
+        return (f'; fill <span class="t-occlusion-fill-colour" style="display:inline-block;width:10px;height:10px;'
+                f'background:rgb({r},{g},{b});border:1px solid #999"></span> rgb({r}, {g}, {b}) ({what})')
 
     def _name(self, k: int) -> str:
         return self.class_names[k] if k < len(self.class_names) else str(k)
