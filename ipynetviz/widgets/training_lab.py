@@ -127,8 +127,7 @@ class TrainingLab(View):
         self._prefetch()
 
     def _data_settings(self) -> tuple[str, int]:
-        from ..zoo.models import SPECS
-        data = SPECS[self.model_name].dataset if self.model_name in SPECS else "digits"
+        data = T.models.dataset_of(self.model_name)
         most = {"digits": 1347, "mnist": 4000}.get(data)
         return data, (min(self.n_train, most) if most else self.n_train)
 

@@ -76,3 +76,9 @@ def build(name: str, batch_norm: bool = False, input_size=None, num_classes: int
 
 
 __all__ = ["MODELS", "build", "mlp", "with_batch_norm"]
+
+
+def dataset_of(name: str) -> str:
+    """The zoo data set a named model trains on ("digits" for the MLP and unknown names)."""
+    from ...zoo.models import SPECS  # the zoo's table of teaching models; imported on use
+    return SPECS[name].dataset if name in SPECS else "digits"
