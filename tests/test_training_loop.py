@@ -62,7 +62,7 @@ def test_loop_equals_a_plain_pytorch_loop(kind):
             losses.append(float(loss.detach()))
     for (name, a), b in zip(run.model.state_dict().items(), ref.state_dict().values()):
         assert torch.equal(a, b), name  # bit for bit: the loop adds nothing to the numerics
-    assert run.history.to_numpy()["loss"].tolist() == losses
+    assert run.history.to_dict()["loss"].tolist() == losses
     assert run.complete and run.step == run.total_steps == total and run.state == "finished"
 
 
@@ -114,7 +114,7 @@ def test_pause_resume_and_stop_keep_partial_results():
     run2.resume()
     run2.wait(60)
     assert run2.state == "stopped" and run2.step == 6
-    assert run2.history.to_numpy()["step"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert run2.history.to_dict()["step"].tolist() == [1, 2, 3, 4, 5, 6]
 
 
 def test_cancel_and_callback_follow_the_house_vocabulary():
@@ -326,7 +326,7 @@ def test_evaluations_match_an_independent_measure():
     assert evals[-1]["test_accuracy"] == pytest.approx(ref_acc)
     assert evals[-1]["test_loss"] == pytest.approx(ref_loss, rel=1e-5)
     assert evals[-1]["train_accuracy"] == pytest.approx(train_acc)
-    arrays = run.to_numpy()
+    arrays = run.to_dict()
     assert len(arrays["eval_test_accuracy"]) == 6 and arrays["loss"].shape == (9,)
 
 

@@ -48,8 +48,8 @@ def test_compare_mode_keeps_runs_with_the_same_init_and_order():
     assert len(lab.curves.series) == 2 and lab.runs == [a, b]
     assert lab.curves.series[0]["loss"].colors != lab.curves.series[1]["loss"].colors
     # same seed: the same first batch on the same initial weights, so the same first loss
-    assert a.history.to_numpy()["loss"][0] == b.history.to_numpy()["loss"][0]
-    assert a.history.to_numpy()["loss"][-1] != b.history.to_numpy()["loss"][-1]
+    assert a.history.to_dict()["loss"][0] == b.history.to_dict()["loss"][0]
+    assert a.history.to_dict()["loss"][-1] != b.history.to_dict()["loss"][-1]
     lab.compare = False
     lab.start()
     assert len(lab.curves.series) == 1 and len(lab.runs) == 1

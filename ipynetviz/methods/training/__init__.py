@@ -14,7 +14,7 @@ from .models import MODELS, build, mlp, with_batch_norm
 from .record import Evaluator, LayerRecorder, evaluate, weight_layers
 from .resolve import DATASETS, zoo_data
 
-__all__ = ["train", "Run", "RunBusyError", "Checkpoint", "History", "Evaluator", "LayerRecorder", "evaluate",
-           "weight_layers", "make_optimizer", "lr_factor", "resolve_device", "OPTIMIZERS", "SCHEDULES",
-           "Augment", "Normalise", "augment", "channel_stats", "normalise", "CORRUPTIONS", "Corrupted", "corrupt",
-           "MODELS", "build", "mlp", "with_batch_norm", "DATASETS", "zoo_data"]
+# the verbs, the run and its records, the named choices; helpers (optimiser and schedule makers, data transforms,
+# recorders) are importable from their modules
+__all__ = ["train", "Run", "RunBusyError", "Checkpoint", "History", "evaluate", "corrupt", "Corrupted", "build",
+           "zoo_data", "CORRUPTIONS", "MODELS", "OPTIMIZERS", "SCHEDULES", "DATASETS"]

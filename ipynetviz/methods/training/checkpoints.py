@@ -38,8 +38,8 @@ class Checkpoint:
             return self.state
         return torch.load(self.path, map_location="cpu", weights_only=True)
 
-    def to_numpy(self) -> dict:
-        """Each weight as a NumPy array."""
+    def to_dict(self) -> dict:
+        """Each weight as a NumPy array, keyed by parameter name."""
         return {k: v.detach().cpu().numpy() for k, v in self.load().items()}
 
 

@@ -47,8 +47,9 @@ class Corrupted:
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
 
-    def to_numpy(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.images, self.labels
+    def to_numpy(self) -> np.ndarray:
+        """The corrupted images (their labels are ``.labels``)."""
+        return self.images
 
     def apply_to_test(self, images: np.ndarray, seed: int = 1) -> np.ndarray:
         """The same pixel corruption on test images (label corruptions leave them as they are)."""

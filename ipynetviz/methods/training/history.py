@@ -1,6 +1,6 @@
 """What a run records while it trains: per-step loss, evaluations, layer statistics, histograms.
 
-The training thread appends; views and scripts read copies (``history.steps()``, ``history.to_numpy()``)
+The training thread appends; views and scripts read copies (``history.steps()``, ``history.to_dict()``)
 under one lock, so a reader never sees a half-written row.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ class History:
     Example:
         >>> h = History()
         >>> h.add_step(step=1, epoch=0, loss=2.3, accuracy=0.1, lr=0.01)
-        >>> h.to_numpy()["loss"].tolist()
+        >>> h.to_dict()["loss"].tolist()
         [2.3]
     """
 
@@ -80,7 +80,7 @@ class History:
         with self._lock:
             return dict(self._evals[-1]) if self._evals else None
 
-    def to_numpy(self) -> dict[str, np.ndarray]:
+    def to_dict(self) -> dict[str, np.ndarray]:
         """Per-step series as arrays, plus ``eval_<key>`` arrays for the evaluations."""
         with self._lock:
             out = {k: np.asarray(v) for k, v in self._steps.items()}

@@ -348,9 +348,9 @@ class Run:
         if self._callback is not None:
             self._callback(self)
 
-    def to_numpy(self) -> dict:
-        """The recorded per-step series and evaluations as arrays (``history.to_numpy()``)."""
-        return self.history.to_numpy()
+    def to_dict(self) -> dict:
+        """The recorded per-step series and evaluations as arrays keyed by name (``history.to_dict()``)."""
+        return self.history.to_dict()
 
     def __repr__(self) -> str:
         return (f"<Run {self.state} step {self.step}/{self.total_steps} "
