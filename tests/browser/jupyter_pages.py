@@ -29,7 +29,7 @@ class JupyterPage:
         self.console: list[str] = []
         self.page.on("console", lambda m: self.console.append(
             f"{m.type}: {m.text} ({(m.location or {}).get('url', '')})"))  # the URL names the extension
-        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}\n{e.stack}"))  # the stack names the file
 
     def goto(self, path: str, wait_for: str, timeout: float = 120.0):
         sep = "&" if "?" in path else "?"
@@ -50,9 +50,13 @@ class JupyterPage:
         }""")
 
     def our_console_errors(self) -> list[str]:
-        """Console errors and warnings that come from ipynetviz (its extension's files, its widgets' text)."""
+        """Console errors and warnings that come from ipynetviz (its extension's files, its widgets' text), and
+        uncaught errors from the widget stack our views run on (the widget manager, anywidget, bqplot): a dict in
+        ClickImage's old ``layout`` trait threw one from the widget manager's create_view per mosaic."""
         refusal = "Failed to load resource: the server responded with a status of 4"  # a 409/404 the test asked for
-        return [m for m in self.console if m.startswith(("error", "warning", "pageerror")) and "ipynetviz" in m
+        stack = ("@jupyter-widgets", "anywidget", "bqplot")
+        return [m for m in self.console if (m.startswith(("error", "warning", "pageerror")) and "ipynetviz" in m
+                                            or m.startswith("pageerror") and any(s in m for s in stack))
                 and not (refusal in m and "/ipynetviz/notebooks/copy" in m)]
 
     def screenshot(self, label: str) -> pathlib.Path:
