@@ -3,6 +3,26 @@ import pytest
 
 from tests.browser.harness import assert_no_error_text, read_state, wait_state
 
+# every src the occlusion heat map takes, from now on (a flash to the bare image would be one of them)
+RECORD_HEATMAP = """() => {
+  const img = document.querySelector('.t-occlusion-heatmap img');
+  window.__heatmapSrcs = [];
+  new MutationObserver(() => window.__heatmapSrcs.push(img.src)).observe(img, {attributes: true,
+                                                                           attributeFilter: ['src']});
+}"""
+
+
+def bare_picture_url(index: int) -> str:
+    """The picture OcclusionExplorer shows for image ``index`` before any map (same code path as the kernel)."""
+    import torch
+    from ipynetviz.engine import Inspector
+    from ipynetviz.methods.units import input_pictures
+    from ipynetviz.render import to_data_url, to_hwc_uint8
+    from tests.conftest import small_cnn
+    insp = Inspector(small_cnn(seed=2), input_size=(3, 32, 32), device="cpu", class_names=list("abcde"))
+    images = torch.randint(0, 256, (12, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    return to_data_url(to_hwc_uint8(input_pictures(insp, images, [index])[0]))
+
 pytestmark = pytest.mark.browser
 
 CELLS = [
@@ -82,7 +102,8 @@ def test_occlusion_explorer_follows_sliders_and_shows_a_clicked_window(voila):
     state = read_state(page, ".t-state-explorer")
     assert state["shown"]["grid"] == [7, 7] and state["shown"]["window"] == 8
 
-    # the window slider, moved with the keyboard: 8 -> 12
+    # the window slider, moved with the keyboard: 8 -> 12; the last map stays until a new one replaces it
+    page.evaluate(RECORD_HEATMAP)
     handle = page.locator(".t-occlusion-window .noUi-handle")
     handle.focus()
     for _ in range(4):
@@ -91,6 +112,8 @@ def test_occlusion_explorer_follows_sliders_and_shows_a_clicked_window(voila):
                        ".t-state-explorer", timeout=60)
     assert state["window"] == 12 and state["shown"]["grid"] == [6, 6]  # ceil((32 - 12) / 4) + 1
     wait_new_picture(page, ".t-occlusion-heatmap", before)
+    seen = page.evaluate("window.__heatmapSrcs")
+    assert seen and bare_picture_url(0) not in seen, "the heat map flashed back to the bare image"
 
     # a click on the heat map: the 32 px image is drawn 256 px wide; window (2, 3) is centred at (14, 18)
     before_occluded = src(page, ".t-occlusion-occluded")
