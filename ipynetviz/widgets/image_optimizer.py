@@ -111,8 +111,10 @@ class ImageOptimizer(View):
         self.channel_picker = W.BoundedIntText(value=0, min=0, max=self._channels(start) - 1, description="unit",
                                                layout=W.Layout(width="130px"))
         self.channel_picker.add_class("t-optimizer-channel")
-        classes = [("none: class 0, untargeted attack", -1)] + [(f"{i}: {c}", i)
-                                                                 for i, c in enumerate(self.class_names)]
+        first = self.class_names[0] if self.class_names else "the first class"
+        # names, not numbers: what "none" does in each mode, said with the class it falls back to
+        classes = [(f"none (attack: untargeted; picture: {first})", -1)] + [(f"{i}: {c}", i)
+                                                                         for i, c in enumerate(self.class_names)]
         self.class_picker = dropdown(classes, -1, "class", "t-optimizer-class")
         self.score_picker = dropdown([("logit", "logit"), ("log-probability", "probability")], "logit", "score",
                                      "t-optimizer-score")
