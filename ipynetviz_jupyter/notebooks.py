@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-ORDER = ("tour",)  # first in the launcher; the rest follow by name
+ORDER = ("tour", "dashboard")  # first in the launcher, in this order; the rest follow by name
 
 
 class CopyError(Exception):

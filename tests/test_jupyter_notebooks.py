@@ -33,6 +33,8 @@ def test_the_catalogue_lists_every_bundled_notebook_tour_first(server):
     books = server.get("/ipynetviz/notebooks").json()["notebooks"]
     assert books[0] == {"name": "tour", "file": "tour.ipynb", "title": "A tour of ipynetviz"}
     assert sorted(b["file"] for b in books) == sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+    if (REPO / "notebooks" / "dashboard.ipynb").exists():
+        assert books[1]["name"] == "dashboard"
 
 
 def test_a_copy_lands_in_the_folder_and_is_never_overwritten(server):
