@@ -144,6 +144,7 @@ def test_tsne_streams_frames_and_cancel_stops_it(insp, data):
     assert len(seen) >= 8 and all(f["fits"] and f["ring"] for f in seen)  # frames fill the plot, ring follows
     assert all("t-SNE of <b>relu3</b>, running: iteration" in f["summary"] for f in seen)
     assert all("no meaning" in f["label"] for f in seen) and "no meaning" in w.x_axis.label
+    assert w.x_axis.tick_style == {"visibility": "hidden"} and w.y_axis.grid_lines == "none"
     assert "t-SNE of <b>relu3</b>" in w.summary.value and "trustworthiness" in w.summary.value
     assert w.error.message == "" and w.embedding.method == "tsne" and not w.embedding.cancelled
     assert w.frames >= 8  # the start plus one every 10 of 80 iterations

@@ -326,7 +326,12 @@ class EmbeddingScatter(View):
             x, y = "PC1", "PC2"
         else:
             x, y = "t-SNE axes carry no meaning: only neighbourhoods do", ""
-        self.x_axis.label, self.y_axis.label = x, y
+        meaningless = method != "pca"  # no tick values or grid to read off a t-SNE map
+        for axis, label in ((self.x_axis, x), (self.y_axis, y)):
+            with axis.hold_sync():
+                axis.label = label
+                axis.tick_style = {"visibility": "hidden"} if meaningless else {}
+                axis.grid_lines = "none" if meaningless else "solid"
 
     def _colour_points(self) -> None:
         """One colour per class (labels given), else one colour for all."""
