@@ -1,9 +1,9 @@
 """Learning dynamics: the cost of one more checkpoint against one forward pass plus the CCA solves; full settings.
 
 Goal (issue 15): one checkpoint's similarity for all layers over 1,000 probe images within 1.5x of one forward pass
-over those images (capturing the layers) plus the CCA solves. The marginal cost of a checkpoint is measured as
-``learning_dynamics`` with three checkpoints minus with two (the final network's pass and its own comparison are
-paid once per call), diagonal only (``grid=False``) and with the layer x layer grid. The reference is a plain
+over those images (capturing the layers) plus the CCA solves. The cost of a checkpoint is the median time
+between two of ``learning_dynamics``'s per-checkpoint callbacks over five checkpoints (forward pass, moments and
+solves of one checkpoint), diagonal only (``grid=False``) and with the layer x layer grid. The reference is a plain
 PyTorch forward pass with hooks on the same layers plus ``svcca`` solved from ready moments for every layer.
 
 ``--full`` also runs the notebooks' full settings and records their measured times: learning dynamics of
@@ -31,7 +31,7 @@ from ipynetviz.methods.training import build, zoo_data  # noqa: E402
 
 def speed(model_name: str, n: int, repeat: int, method: str) -> dict:
     torch.manual_seed(0)
-    nets = [build(model_name) for _ in range(3)]
+    nets = [build(model_name) for _ in range(5)]
     for net in nets:
         net.eval()
     data = "shapes" if model_name == "shapes-cnn" else "digits"
@@ -63,11 +63,15 @@ def speed(model_name: str, n: int, repeat: int, method: str) -> dict:
     out = {"model": model_name, "probe_images": n, "layers": layers, "method": method,
            "forward_s": t_forward, "solves_s": t_solves}
     for grid in (False, True):
-        t2 = timeit(lambda: learning_dynamics(nets[1:], xf, layers, method, grid=grid), repeat=repeat)
-        t3 = timeit(lambda: learning_dynamics(nets, xf, layers, method, grid=grid), repeat=repeat)
+        per_checkpoint = []
+        for _ in range(repeat):
+            stamps = []
+            learning_dynamics(nets, xf, layers, method, grid=grid,
+                              callback=lambda r: stamps.append(time.perf_counter()))
+            per_checkpoint += list(np.diff(stamps[:-1]))  # callbacks after each checkpoint (the last is the end)
         key = "grid" if grid else "diagonal"
-        out[f"checkpoint_{key}_s"] = t3 - t2
-        out[f"ratio_{key}"] = (t3 - t2) / (t_forward + t_solves)
+        out[f"checkpoint_{key}_s"] = float(np.median(per_checkpoint))
+        out[f"ratio_{key}"] = out[f"checkpoint_{key}_s"] / (t_forward + t_solves)
     return out
 
 
