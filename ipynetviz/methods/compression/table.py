@@ -12,7 +12,8 @@ COLUMNS = ("layer", "weights", "kept %", "weight bits P+Q", "weight bits P+Q+H",
 
 # Transcribed by hand from Deep Compression (ICLR 2016, arXiv v5), Table 2 (LeNet-300-100) and Table 3 (LeNet-5):
 # layer, weights, weights kept %, weight bits P+Q, P+Q+H, index bits P+Q, P+Q+H, compress rate P+Q %, P+Q+H %.
-# (No copy of the paper was at hand to check each digit against; the totals match its Table 1: 40x and 39x.)
+# Every digit checked against the arXiv v5 text (1510.00149v5, 15 Feb 2016), Tables 1-3; all matched as typed.
+# The totals' weights % are "8% (12x)" there, their rates "3.1% (32x)", "2.49% (40x)" and "3.05% (33x)", "2.55% (39x)".
 PAPER = {
     "lenet-300-100": (
         ("ip1", "235K", 8, 6, 4.4, 5, 3.7, 3.1, 2.32),
