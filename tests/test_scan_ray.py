@@ -82,8 +82,17 @@ def test_a_worker_killed_mid_scan_is_retried_and_the_answer_is_still_exact(local
     marker = tmp_path / "killed"
     remote = scan(a, jpeg_folder, [TopPatches(LAYERS, k=9), Correspondence(b, "relu4")], engine="ray",
                   batch_size=128, num_actors=1, _kill_once=str(marker))
-    assert marker.exists()  # the actor did die (os._exit) on a batch, and Ray ran that batch again
+    assert marker.exists()  # the actor died (os._exit) on its third batch; Ray ran that batch again, once
     assert_same(local_result, remote)
+
+
+def test_a_model_error_in_an_actor_reaches_the_caller_with_its_fix(local_ray, nets, tmp_path):
+    images = nv.zoo.shapes(4, split="test")[0]
+    for i, im in enumerate(images):
+        Image.fromarray(im.transpose(1, 2, 0)).resize((64, 64 + 8 * (i % 2))).save(tmp_path / f"{i}.png")
+    from ipynetviz.engine.errors import InputError
+    with pytest.raises(InputError, match=r"Preprocess\(mean, std, size"):
+        scan(nets[0], tmp_path, [TopPatches("conv1", k=2)], engine="ray", batch_size=4)
 
 
 def _session_pids(ray_module) -> set[int]:

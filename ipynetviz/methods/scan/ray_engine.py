@@ -120,10 +120,12 @@ class _ScanActor:
         self.inspectors = [Inspector(model, transform=transform, device=device, input_size=size)
                            for model, transform, size in payload]
         self.plan, self.groups, self.kill_once = plan, groups, kill_once
+        self.calls = 0
 
     def __call__(self, batch: dict) -> dict:
-        if self.kill_once and not os.path.exists(self.kill_once):  # tests: die once, mid-scan, as a crash would
-            open(self.kill_once, "w").close()
+        self.calls += 1
+        if self.kill_once and self.calls == 3 and not os.path.exists(self.kill_once):
+            open(self.kill_once, "w").close()  # tests: die once, on this actor's third batch, as a crash would
             os._exit(1)
         state = ScanState(self.plan)
         ok = np.asarray(batch["ok"], bool)
@@ -139,7 +141,7 @@ def _cause(err: BaseException) -> BaseException:
     """The user's error inside a Ray task error (an IpynetvizError names the fix; keep it)."""
     seen = err
     for _ in range(8):
-        inner = getattr(seen, "cause", None) or seen.__cause__
+        inner = getattr(seen, "cause", None) or seen.__cause__ or seen.__context__
         if inner is None:
             break
         seen = inner
@@ -169,6 +171,8 @@ def ray_scan(inspectors, plan, source, batch_size: int, progress=False, cancel=N
         start_local_ray(num_cpus=num_cpus)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
+    if hasattr(ctx, "raise_original_map_exception"):  # the user's own error (which names its fix), not Ray's wrapper
+        ctx.raise_original_map_exception = True
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     per_actor_gpus = check_positive(num_gpus, "num_gpus", allow_zero=True) if num_gpus is not None else \
