@@ -59,6 +59,12 @@ def _compare(insp, images, target, layer):
     M.compare(insp, insp, images, layer, layer)
 
 
+@case("scan")
+def _scan(insp, images, target, layer):
+    from ipynetviz.methods.scan import Correspondence, TopPatches, scan
+    scan(insp, images, [TopPatches(layer, k=2), Correspondence(insp, layer)], batch_size=2)
+
+
 @case("visualize")
 def _visualize(insp, images, target, layer):
     M.visualize(insp, target, steps=2)
