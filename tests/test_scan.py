@@ -153,3 +153,12 @@ def test_a_torchvision_data_set_and_zoo_pairs_are_scanned_like_arrays(nets):
     np.testing.assert_array_equal(r.top_patches["relu3"].image_indices, ref.top_patches["relu3"].image_indices)
     np.testing.assert_array_equal(r.top_patches["relu3"].scores, ref.top_patches["relu3"].scores)
     np.testing.assert_array_equal(r.labels, ref.labels)
+
+
+def test_a_folder_is_read_in_the_models_channels(tmp_path):
+    digits = nv.zoo.load("digits-cnn", seed=0, device="cpu")
+    images = nv.zoo.digits("test")[0][:6]
+    for i, im in enumerate(images):
+        Image.fromarray(np.asarray(im).reshape(-1, *im.shape[-2:])[0]).convert("RGB").save(tmp_path / f"{i}.png")
+    r = scan(digits, tmp_path, [TopPatches("conv1", k=2)])
+    assert r.n_images == 6 and r.top_patches["conv1"].images.shape[1] == 1

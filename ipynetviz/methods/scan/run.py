@@ -75,7 +75,7 @@ def scan(insp, dataset, what, engine: str = "local", batch_size: int | None = No
     bs = check_batch_size(batch_size, default=insp.batch_size)
     check_cancel(cancel)
     every = check_callback_every(callback_every)
-    source = as_source(dataset)
+    source = as_source(dataset, mode="L" if insp.expected_channels == 1 else "RGB")  # a path: read as the model sees
     model_fp = model_fingerprint(insp)
     keeps = _keeps(what)
     if engine == "ray":
