@@ -94,13 +94,38 @@ def scan(insp, dataset, what, engine: str = "local", batch_size: int | None = No
     return result
 
 
+class _Inline:
+    """ThreadPoolExecutor's submit/result, run at once in this thread."""
+
+    class _Done:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+        def cancel(self):
+            return False
+
+    def submit(self, fn, *args):
+        return self._Done(fn(*args))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
 def _local(inspectors, plan, source, bs, progress, cancel, callback, every, partial):
     state = ScanState(plan)
     n = len(source)
     chunks = [np.arange(s, min(s + bs, n)) for s in range(0, n, bs)]
     complete = True
-    # decode the next batch in a thread while the model runs on this one (Pillow releases the GIL)
-    with ThreadPoolExecutor(max_workers=1) as pool, progress_reporter(progress, n, "scan", "img") as report:
+    # files: decode the next batch in a thread while the model runs on this one (Pillow releases the GIL);
+    # in-memory images are only indexed, and a thread would just contend for the GIL
+    pool = ThreadPoolExecutor(max_workers=1) if source.kind == "folder" else _Inline()
+    with pool, progress_reporter(progress, n, "scan", "img") as report:
         ahead = pool.submit(source.read, chunks[0]) if chunks else None
         for j, ids in enumerate(chunks):
             if is_cancelled(cancel):

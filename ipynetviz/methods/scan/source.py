@@ -27,7 +27,8 @@ class ArraySource:
 
     def read(self, ids):
         ids = [int(i) for i in ids]
-        raw = self.data.raw(ids)
+        contiguous = ids == list(range(ids[0], ids[-1] + 1)) if ids else False
+        raw = self.data.raw(slice(ids[0], ids[-1] + 1) if contiguous else ids)  # a slice is a view, not a copy
         if not self.data.is_float:
             # PIL images and (H, W, C) arrays as one contiguous (n, C, H, W) uint8 batch (mixed sizes stay a
             # list): the memory format then does not depend on how the images were stored (see FolderSource)
