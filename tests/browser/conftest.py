@@ -48,7 +48,12 @@ def _wait_port(port: int, proc: subprocess.Popen, log: pathlib.Path, timeout: fl
 
 
 @pytest.fixture(scope="session")
-def chromium():
+def chromium(session_chromium):
+    return session_chromium
+
+
+@pytest.fixture(scope="session")
+def session_chromium():
     path = chromium_path()
     if path is None:
         pytest.fail("Debian's Chromium is not installed: run `apt-get install -y chromium` (make test does this "
