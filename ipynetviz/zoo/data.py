@@ -189,11 +189,19 @@ def digits(split: str = "train", seed: int = 0, test_fraction: float = 0.25) -> 
         >>> x_train.shape[1:], len(x_train) + len(x_test)
         ((1, 32, 32), 1797)
     """
+    return _stratified_split(*_digits_32(), split, seed, 7, test_fraction)
+
+
+mnist_classes: list[str] = [str(d) for d in range(10)]
+
+
+def _stratified_split(images: np.ndarray, labels: np.ndarray, split: str, seed: int, salt: int,
+                      test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """A per-class split fixed by ``(seed, salt)``: ``test_fraction`` of each class is test, the rest train."""
     code = _split_code(split)
     if not 0.0 < test_fraction < 1.0:
         raise IpynetvizError(f"test_fraction must be between 0 and 1, got {test_fraction}")
-    images, labels = _digits_32()
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), salt]))
     chosen = []
     for c in range(10):
         idx = rng.permutation(np.flatnonzero(labels == c))
@@ -201,9 +209,6 @@ def digits(split: str = "train", seed: int = 0, test_fraction: float = 0.25) -> 
         chosen.append(idx[:n_test] if code == 1 else idx[n_test:])
     order = np.sort(np.concatenate(chosen))
     return images[order], labels[order]
-
-
-mnist_classes: list[str] = [str(d) for d in range(10)]
 
 
 @lru_cache(maxsize=1)
@@ -248,15 +253,4 @@ def mnist(split: str = "train", seed: int = 0, test_fraction: float = 0.2) -> tu
         >>> x_train.shape, x_test.shape, int(y_test.sum())
         ((4000, 1, 28, 28), (1000, 1, 28, 28), 4500)
     """
-    code = _split_code(split)
-    if not 0.0 < test_fraction < 1.0:
-        raise IpynetvizError(f"test_fraction must be between 0 and 1, got {test_fraction}")
-    images, labels = _mnist_5k()
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 28]))
-    chosen = []
-    for c in range(10):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_test = int(round(test_fraction * len(idx)))
-        chosen.append(idx[:n_test] if code == 1 else idx[n_test:])
-    order = np.sort(np.concatenate(chosen))
-    return images[order], labels[order]
+    return _stratified_split(*_mnist_5k(), split, seed, 28, test_fraction)
