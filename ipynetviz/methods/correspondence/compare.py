@@ -164,6 +164,16 @@ def compare(insp_a, insp_b, dataset, layer_a: str, layer_b: str | None = None, k
         a, b = _aligned(acts_a[layer_a], acts_b[layer_b], align, acts_a[layer_a].device)
         acc.update(a, b)
         n_images += n
+    return result_from_moments(acc, layer_a, layer_b, n_images, keep)
+
+
+def result_from_moments(acc, layer_a: str, layer_b: str, n_images: int, keep=0.99,
+                        cka_errors: str = "raise") -> CorrespondenceResult:
+    """The :class:`CorrespondenceResult` of accumulated moments (one pass here, or merged shards of a scan).
+
+    An undefined SVCCA becomes a note; an undefined CKA raises, or becomes NaN and a note with
+    ``cka_errors="note"`` (a scan keeps its other results).
+    """
     between = correlation_from_moments(acc, "between")
     notes = []
     try:
@@ -171,11 +181,18 @@ def compare(insp_a, insp_b, dataset, layer_a: str, layer_b: str | None = None, k
     except UndefinedSimilarityError as err:
         sv = None
         notes.append(f"SVCCA: {err}")
+    try:
+        cka = linear_cka_from_moments(acc)
+    except UndefinedSimilarityError as err:
+        if cka_errors == "raise":
+            raise
+        cka = float("nan")
+        notes.append(f"CKA: {err}")
     return CorrespondenceResult(
         layer_a=layer_a, layer_b=layer_b, correlation_=between, within_a_=correlation_from_moments(acc, "a"),
         within_b_=correlation_from_moments(acc, "b"), semi_=semi_matching(between),
-        bipartite_=bipartite_matching(between), svcca_=sv, cka_=linear_cka_from_moments(acc),
-        n_images=n_images, n_samples=acc.n_samples, notes=tuple(notes))
+        bipartite_=bipartite_matching(between), svcca_=sv, cka_=cka, n_images=n_images,
+        n_samples=acc.n_samples, notes=tuple(notes))
 
 
 def layer_grid(insp_a, insp_b, dataset, layers_a=None, layers_b=None, keep=0.99, batch_size: int | None = None,

@@ -7,12 +7,7 @@ import numpy as np
 
 from ipynetviz.engine.cache import fingerprint
 
-from ..correspondence._inputs import UndefinedSimilarityError
-from ..correspondence.cca import cca_from_moments
-from ..correspondence.cka import linear_cka_from_moments
-from ..correspondence.compare import CorrespondenceResult
-from ..correspondence.correlation import correlation_from_moments
-from ..correspondence.matching import bipartite_matching, semi_matching
+from ..correspondence.compare import CorrespondenceResult, result_from_moments
 from ..units._images import field_boxes, warn_short
 from ..units.patches import TopPatchesResult
 from .measures import ScanState
@@ -105,24 +100,8 @@ def _patches(insp, source, state: ScanState, layer: str, distinct: bool, k: int)
 
 
 def correspondence_from_moments(acc, layer_a: str, layer_b: str, n_images: int, keep=0.99) -> CorrespondenceResult:
-    """What :func:`ipynetviz.methods.compare` reports, from merged moments."""
-    between = correlation_from_moments(acc, "between")
-    notes = []
-    try:
-        sv = cca_from_moments(acc, keep=keep, method="svcca")
-    except UndefinedSimilarityError as err:
-        sv = None
-        notes.append(f"SVCCA: {err}")
-    try:
-        cka = linear_cka_from_moments(acc)
-    except UndefinedSimilarityError as err:
-        cka = float("nan")
-        notes.append(f"CKA: {err}")
-    return CorrespondenceResult(
-        layer_a=layer_a, layer_b=layer_b, correlation_=between, within_a_=correlation_from_moments(acc, "a"),
-        within_b_=correlation_from_moments(acc, "b"), semi_=semi_matching(between),
-        bipartite_=bipartite_matching(between), svcca_=sv, cka_=cka, n_images=n_images,
-        n_samples=acc.n_samples, notes=tuple(notes))
+    """What :func:`ipynetviz.methods.compare` reports, from merged moments (an undefined CKA becomes a note)."""
+    return result_from_moments(acc, layer_a, layer_b, n_images, keep, cka_errors="note")
 
 
 def build_result(insp, source, state: ScanState, keeps: dict, complete: bool, engine: str,
