@@ -15,11 +15,11 @@ import traitlets
 
 from ..engine import LatestExecutor, Selection, Stop, as_imageset
 from ..engine.errors import InputError
-from ..engine.dataset import ImageSet
 from ..methods.embedding import embed, embed_pixels
-from ..methods.units import input_pictures, nearest_neighbours
-from ..render import resize, tile, to_hwc_uint8, to_png
-from .base import ClickImage, View, dropdown, guarded, link_selection
+from ..methods.units import input_pictures
+from ..render import resize, to_hwc_uint8, to_png
+from .base import View, dropdown, guarded, link_selection
+from .embedding_details import EmbeddingDetails
 
 try:  # WebGL scatter: a separate package (bqplot-gl); SVG dots are used without it
     from bqplot_gl import ScatterGL
@@ -49,7 +49,7 @@ def class_colours(n: int) -> list[str]:
     return ["#%02x%02x%02x" % tuple(int(255 * c) for c in colorsys.hsv_to_rgb(i / n, 0.65, 0.85)) for i in range(n)]
 
 
-class EmbeddingScatter(View):
+class EmbeddingScatter(EmbeddingDetails, View):
     """A map of a data set where similar codes land close together (the lecture's "space of FC7 codes").
 
     Args:
@@ -170,21 +170,6 @@ class EmbeddingScatter(View):
                                 fig_margin={"top": 10, "bottom": 30, "left": 30, "right": 10},
                                 layout=W.Layout(width="520px", height="480px"), animation_duration=0)
         self.figure.add_class("t-embedding-plot")
-
-    def _build_details(self) -> None:
-        """The column beside the map: the clicked image, its neighbours in two spaces, the brushed gallery."""
-        self.thumb = ClickImage(css_class="t-embedding-thumb")
-        self.info = W.HTML("")
-        self.info.add_class("t-embedding-info")
-        self.feature_nn = ClickImage(css_class="t-embedding-feature-nn")
-        self.pixel_nn = ClickImage(css_class="t-embedding-pixel-nn")
-        self.nn_info = W.HTML("")
-        self.nn_info.add_class("t-embedding-nn-info")
-        self.gallery = ClickImage(css_class="t-embedding-gallery")
-        self.gallery_info = W.HTML("")
-        self.gallery_info.add_class("t-embedding-gallery-info")
-        self.details = W.VBox([W.HBox([self.thumb, self.info]), self.nn_info, self.feature_nn, self.pixel_nn,
-                               self.gallery_info, self.gallery], layout=W.Layout(margin="0 0 0 12px"))
 
     def _wire(self, start: str, method: str) -> None:
         """Link the pickers to the traits, the marks and pictures to their handlers, and the shared selection."""
@@ -410,77 +395,6 @@ class EmbeddingScatter(View):
             else:
                 self.marker.x = np.array([coords[row, 0]], dtype=np.float64)
                 self.marker.y = np.array([coords[row, 1]], dtype=np.float64)
-
-    @guarded
-    def _show_image(self, change=None) -> None:
-        i = self.image_index
-        if i is None:
-            return
-        self.thumb.set_image(self.thumbnail(i, 96))
-        row = self.row_of(i)
-        label = None if self.labels is None else int(self.labels[row]) if row is not None else None
-        cls = "" if label is None else f", class <b>{html.escape(self.name_of(label))}</b>"
-        where = "" if row is not None else " (not on the map)"
-        self.info.value = f"image <b>{i}</b>{cls}{where}"
-        self._place_marker()
-        if row is None:
-            self.nn_info.value = "neighbours are searched among the mapped images only"
-            return
-        self._find_neighbours(i, row)
-
-    def _find_neighbours(self, index: int, row: int) -> None:
-        layer, subset = self.feature_layer, ImageSet(self.data.raw(self.indices), labels=self.labels)
-        k = min(self.k, len(self.indices) - 1)
-        if k < 1:
-            return
-        self.nn_info.value = '<span class="t-busy">finding neighbours…</span>'
-
-        def done(nn):
-            with self.error.capture():
-                self.neighbours = nn
-                self._draw_neighbours(index, nn)
-
-        def failed(err):
-            self.error.show(err)
-            self.nn_info.value = ""
-        self.nn_executor.submit(lambda ticket: nearest_neighbours(self.insp, subset, [row], layer, k=k),
-                                on_result=done, on_error=failed)
-
-    def _draw_neighbours(self, index: int, nn) -> None:
-        for view, rows in ((self.feature_nn, nn.feature_indices[0]), (self.pixel_nn, nn.pixel_indices[0])):
-            pics = [self.thumbnail(int(self.indices[r]), 48) for r in rows]
-            pic, layout = tile(pics, ncols=len(pics), pad=2)
-            view.set_image(pic, layout)
-        overlap = float(nn.overlap()[0])
-        self.nn_info.value = (f"nearest to image {index} in <b>{html.escape(nn.layer)}</b> features (top) and "
-                              f"in pixels (bottom); {overlap:.0%} shared")
-
-    @guarded
-    def _on_neighbour_click(self, change) -> None:
-        view = change["owner"]
-        i = view.tile_of(change["new"])
-        if i is not None and self.neighbours is not None:
-            rows = self.neighbours.feature_indices[0] if view is self.feature_nn else self.neighbours.pixel_indices[0]
-            self.image_index = int(self.indices[int(rows[i])])
-
-    @guarded
-    def _show_gallery(self, change=None) -> None:
-        chosen = self.selected
-        if not chosen:
-            self.gallery.set_image(np.full((4, 4, 3), 255, np.uint8))
-            self.gallery_info.value = ""
-            return
-        shown = chosen[:64]
-        pic, layout = tile([self.thumbnail(i, 40) for i in shown], ncols=min(len(shown), 8), pad=2)
-        self.gallery.set_image(pic, layout)
-        more = f" (first {len(shown)} shown)" if len(chosen) > len(shown) else ""
-        self.gallery_info.value = f"{len(chosen)} images selected{more}"
-
-    @guarded
-    def _on_gallery_click(self, change) -> None:
-        i = self.gallery.tile_of(change["new"])
-        if i is not None and i < len(self.selected):
-            self.image_index = int(self.selected[i])
 
     def wait(self, timeout: float = 120.0) -> bool:
         """Block until the map and the neighbours are computed (scripts and tests)."""
