@@ -30,12 +30,27 @@ def _split_code(split: str) -> int:
 
 @lru_cache(maxsize=1)
 def _sample_photos() -> tuple[tuple[str, ...], tuple[np.ndarray, ...]]:
-    from sklearn.datasets import load_sample_images
+    """scikit-learn's two sample JPEGs, read with Pillow as ``load_sample_images`` reads them (same pixels).
 
-    bunch = load_sample_images()
-    names = tuple(p.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0] for p in bunch.filenames)
-    images = tuple(np.ascontiguousarray(im, dtype=np.uint8) for im in bunch.images)
-    return names, images
+    Read from the package folder without importing scikit-learn: its import costs about 1 s, which a
+    Training lab started at once would otherwise wait for before its first step.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise IpynetvizError("the shapes data set cuts its backgrounds from scikit-learn's sample photos; "
+                             "pip install scikit-learn")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "images"
+    paths = sorted(folder.glob("*.jpg"))
+    if not paths:
+        raise IpynetvizError(f"no sample photos under {folder}; reinstall scikit-learn")
+    images = []
+    for path in paths:
+        with path.open("rb") as f:
+            images.append(np.ascontiguousarray(np.asarray(Image.open(f)), dtype=np.uint8))
+    return tuple(p.stem for p in paths), tuple(images)
 
 
 def photos(size: int | None = None) -> tuple[np.ndarray, list[str]]:
