@@ -150,3 +150,105 @@ def test_live_view_throttles_to_its_budget(monkeypatch):
     assert set(cheap.tolist()) == {0.5}  # every interval
     costly = simulate(0.25)  # a draw that costs 0.25 s waits for 20 x 0.25 = 5 s of training
     assert costly.min() >= 5.0 + 0.25 and costly.max() <= 5.25 + 0.125
+
+
+def test_gradient_histograms_per_layer_have_names_axes_and_every_weight():
+    lab = _lab(optimizer="adam", lr=3e-3)
+    run = lab.start()
+    g = lab.grad_histograms
+    layers = ["conv1", "conv2", "conv3", "conv4", "fc"]
+    assert list(g.figures) == layers and list(g.box.children) == [g.figures[n] for n in layers]
+    last = [h for h in run.history.histograms if "grad" in h["conv1"]][-1]
+    assert g.shown == last["step"]  # the newest record with gradients (the lab records every 20 steps and at 1)
+    for name, param in ((n, dict(run.model.named_modules())[n].weight) for n in layers):
+        fig, line = g.figures[name], g.lines[name]
+        assert fig.title == name and fig.title_style["font-size"] == "13px"
+        assert [a.label for a in fig.axes] == ["gradient", "count"]
+        assert all(a.tick_style["font-size"] == "12px" for a in fig.axes)
+        np.testing.assert_array_equal(line.y, last[name]["grad"])
+        assert line.y.sum() == param.numel()  # every gradient entry is counted once
+        assert line.scales["x"].min == -last[name]["grad_limit"] and line.scales["x"].max == last[name]["grad_limit"]
+
+
+def test_layer_list_moves_the_shared_selection_and_follows_it():
+    from ipynetviz.widgets.filter_grid import FilterGrid
+
+    sel = Selection()
+    lab = _lab(selection=sel)
+    lab.start()
+    assert lab.layer_list.options == ("conv1", "conv2", "conv3", "conv4", "fc")
+    other = FilterGrid(lab.view_insp, layer="conv1", selection=sel)  # another view on the same selection
+    lab.layer_list.value = "conv3"  # a click on the list
+    assert sel.layer == "conv3" and lab.layer == "conv3" and other.layer == "conv3"
+    assert lab.histogram.figure.title.startswith("conv3 weights")
+    lab.layer_list.value = "fc"  # no feature maps: the maps stay, the histogram and the selection move
+    assert sel.layer == "fc" and lab.layer == "conv3" and lab.histogram.figure.title.startswith("fc weights")
+    sel.layer = "relu2"  # chosen elsewhere: the list lights conv2 and does not push it back
+    assert lab.layer == "relu2" and lab.layer_list.value == "conv2" and sel.layer == "relu2"
+    assert lab.error.message == ""
+
+
+def test_weights_save_to_a_file_and_load_back(tmp_path):
+    lab = _lab()
+    lab.weights_path.value = str(tmp_path / "lab.pt")
+    lab.save_button.click()
+    assert "no run to save yet" in lab.error.message and not (tmp_path / "lab.pt").exists()
+    run = lab.start()
+    lab.save_button.click()
+    assert lab.error.message == "" and "saved step 6" in lab.weights_status.value
+    saved = torch.load(tmp_path / "lab.pt", weights_only=True)
+    for k, v in run.model.state_dict().items():
+        assert torch.equal(saved[k], v)
+    with torch.no_grad():
+        run.model.conv1.weight.zero_()
+    lab.load_button.click()
+    assert lab.error.message == "" and torch.equal(run.model.conv1.weight, saved["conv1.weight"])
+    np.testing.assert_allclose(lab.filters.result.weights, saved["conv1.weight"].numpy(), rtol=1e-6)  # redrawn
+    torch.save({"weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
+    lab.weights_path.value = str(tmp_path / "other.pt")
+    lab.load_button.click()
+    assert "holds weights of another model" in lab.error.message
+    assert torch.equal(run.model.conv1.weight, saved["conv1.weight"])
+
+
+def test_a_failed_weights_write_leaves_no_half_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import ipynetviz.methods.training.checkpoints as ckpt
+
+    lab = _lab()
+    run = lab.start()
+    target = tmp_path / "lab.pt"
+    lab.save_weights(str(target))
+    good = target.read_bytes()
+
+    def broken_save(obj, f):
+        f.write(b"half a file")
+        raise OSError("disk full")
+    monkeypatch.setattr(ckpt.torch, "save", broken_save)
+    with torch.no_grad():
+        run.model.conv1.weight.add_(1.0)
+    lab.weights_path.value = str(target)
+    lab.save_button.click()
+    assert "disk full" in lab.error.message
+    assert target.read_bytes() == good and sorted(p.name for p in tmp_path.iterdir()) == ["lab.pt"]
+    lab.weights_path.value = str(tmp_path / "new.pt")
+    lab.save_button.click()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lab.pt"]  # no new file, no temporary left
+
+
+def test_saving_while_training_holds_the_run_between_two_steps(tmp_path):
+    lab = TrainingLab("digits-cnn", epochs=50, n_train=128, batch_size=32, n_test=32)
+    lab.start()
+    deadline = time.monotonic() + 60
+    while lab.run.step < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    checkpoint = lab.save_weights(str(tmp_path / "live.pt"))
+    assert checkpoint.step >= 2 and lab.run.state in ("running", "paused")
+    while lab.run.step <= checkpoint.step:  # it trains on after the copy
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with pytest.raises(Exception, match="pause it"):
+        lab.run.load(tmp_path / "live.pt")
+    lab.stop()
+    assert lab.wait(60)
+    assert set(torch.load(tmp_path / "live.pt", weights_only=True)) == set(lab.run.model.state_dict())

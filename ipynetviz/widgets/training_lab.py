@@ -19,10 +19,12 @@ import traitlets
 from ..engine import Inspector, Selection
 from ..engine.errors import SettingError
 from ..methods import training as T
+from ..methods.training.api import warm_up
+from ..methods.training.record import weight_layers
 from ..render import gray_tiles, tile
 from .base import ClickImage, View, conv_for, dropdown, guarded, link_selection
 from .filter_grid import FilterGrid
-from .training_plots import Curves, Histogram, RatioBars
+from .training_plots import Curves, Histogram, LayerHistograms, RatioBars
 
 
 class LiveView:
@@ -68,6 +70,9 @@ class TrainingLab(View):
     Traits: ``model_name``, ``batch_norm``, ``corruption``, ``p``, ``augment``, ``optimizer``, ``lr``,
     ``schedule``, ``batch_size``, ``weight_decay``, ``epochs``, ``n_train``, ``seed``, ``compare``, ``layer``;
     read-outs ``state``, ``step``, ``points`` (curve points drawn), ``draws``. ``runs`` lists the runs shown.
+    Parts: ``layer_list`` (the recorded layers as buttons; a click selects the layer in every linked view),
+    ``grad_histograms`` (the latest gradient histogram of every layer), ``save_weights(path)`` /
+    ``load_weights(path)`` behind the Save / Load buttons (atomic writes; see ``Run.save``).
 
     Example:
         >>> lab = TrainingLab("digits-cnn", epochs=1, n_train=256, background=False)   # doctest: +SKIP
@@ -107,10 +112,19 @@ class TrainingLab(View):
         self.runs: list[T.Run] = []
         self.live: LiveView | None = None
         self._view_key = None
+        self._views_of: T.Run | None = None
         self.view_insp: Inspector | None = None
         self.filters: FilterGrid | None = None
         self.curves, self.ratios, self.histogram = Curves(), RatioBars(), Histogram()
+        self.grad_histograms = LayerHistograms("grad", "gradient")
         self._build_controls()
+        self._build_checkpoint_row()
+        # the layers the run records (weights), as buttons: a click selects that layer in every linked view
+        self.layer_list = W.ToggleButtons(options=[], value=None, description="layer",
+                                          style={"button_width": "auto", "description_width": "initial"})
+        self.layer_list.add_class("t-training-layer-list")
+        self._listing = False
+        self.layer_list.observe(self._on_layer_list, names="value")
         self.filter_box = W.VBox([W.HTML("<i>conv1 filters appear when a run starts</i>")])
         self.filter_box.add_class("t-training-filters")
         self.maps = ClickImage(css_class="t-training-maps", scale=2.0)
@@ -121,10 +135,14 @@ class TrainingLab(View):
         curves = W.HBox([self.curves.loss_figure, self.curves.accuracy_figure, self.ratios.figure])
         pictures = W.HBox([self.filter_box, W.VBox([self.layer_picker, self.maps]), self.histogram.figure],
                           layout={"align_items": "flex-start"})
-        self.body.children = [self.controls, self.bar_row, self.curves.legend, curves, pictures]
+        self.body.children = [self.controls, self.bar_row, self.checkpoint_row, self.layer_list, self.curves.legend,
+                              curves, pictures, self.grad_histograms.box]
         self._prefetch_thread: threading.Thread | None = None
         self.observe(lambda _: self._prefetch(), names=["model_name", "n_train"])
         self._prefetch()
+        # the first torch optimiser of a process imports torch._dynamo (~1.5 s): pay it here, while the data set
+        # is drawn in the background, rather than between Start and the first point of the curve
+        warm_up()
 
     def _data_settings(self) -> tuple[str, int]:
         data = T.models.dataset_of(self.model_name)
@@ -192,6 +210,46 @@ class TrainingLab(View):
         ])
         self.bar_row = W.HBox([self.start_button, self.pause_button, self.stop_button, p["compare"], self.bar,
                                self.speed])
+
+    def _build_checkpoint_row(self) -> None:
+        self.weights_path = W.Text(value="training-run.pt", description="weights file",
+                                   style={"description_width": "initial"}, layout={"width": "320px"})
+        self.weights_path.add_class("t-training-weights-path")
+        self.save_button = W.Button(description="Save weights", icon="save")
+        self.load_button = W.Button(description="Load weights", icon="upload")
+        for b, css, fn in ((self.save_button, "t-training-save", self._on_save),
+                           (self.load_button, "t-training-load", self._on_load)):
+            b.add_class(css)
+            b.on_click(fn)
+        self.weights_status = W.HTML("")
+        self.weights_status.add_class("t-training-weights-status")
+        self.checkpoint_row = W.HBox([self.weights_path, self.save_button, self.load_button, self.weights_status])
+
+    @guarded
+    def _on_save(self, _=None) -> None:
+        self.save_weights(self.weights_path.value)
+
+    @guarded
+    def _on_load(self, _=None) -> None:
+        self.load_weights(self.weights_path.value)
+
+    def save_weights(self, path: str) -> T.Checkpoint:
+        """Write the current run's weights to ``path`` (atomically; a run in progress is held for the copy)."""
+        if self.run is None:
+            raise SettingError("no run to save yet; press Start first")
+        checkpoint = self.run.save(path)
+        self.weights_status.value = html.escape(f"saved step {checkpoint.step} to {checkpoint.path}")
+        return checkpoint
+
+    def load_weights(self, path: str) -> T.Checkpoint:
+        """Load weights saved from this model into the current run (paused or over) and redraw the views."""
+        if self.run is None:
+            raise SettingError("no run to load weights into; press Start (then Pause or Stop) first")
+        checkpoint = self.run.load(path)
+        self.weights_status.value = html.escape(f"loaded {checkpoint.path} into the run (step {self.run.step})")
+        if self._views_of is self.run:
+            self._draw_views(self.run)
+        return checkpoint
 
     @guarded
     def _on_start(self, _=None) -> None:
@@ -269,9 +327,14 @@ class TrainingLab(View):
 
     # ------------------------------------------------------------------------------- drawing
     def _attach(self, run: T.Run) -> None:
-        """At the start of a run (training thread): a CPU copy of the model for the views."""
-        key = (self.model_name, self.batch_norm)
+        """At the start of a run (training thread): only the step axis; the pictures wait for the first point."""
         self.curves.set_steps(run.total_steps)
+        self._views_of = None
+
+    def _prepare_views(self, run: T.Run) -> None:
+        """Once per run, after its first curve point is drawn: a CPU copy of the model for the pictures."""
+        self._views_of = run
+        key = (self.model_name, self.batch_norm)
         model = copy.deepcopy(run.model).cpu().eval()
         x0 = run.test[0][:1] if run.test is not None else run.x[:1]
         self._image = run.transform(x0).cpu() if run.transform is not None else x0.float().cpu()
@@ -280,6 +343,12 @@ class TrainingLab(View):
             layers = [n for n in self.view_insp.layers if self.view_insp.layer_shape(n) is not None
                       and len(self.view_insp.layer_shape(n)) == 3]
             self.layer_picker.options = layers or [""]
+            self._listing = True
+            try:
+                self.layer_list.options = list(weight_layers(model))
+                self.layer_list.value = None
+            finally:
+                self._listing = False
             if self.layer not in layers:
                 self.layer = layers[1] if len(layers) > 1 else (layers[0] if layers else "")
             if self.view_insp.conv_layers:
@@ -294,6 +363,8 @@ class TrainingLab(View):
         else:
             with self.view_insp.model_lock:
                 self.view_insp.model.load_state_dict(model.state_dict())
+        if self.layer:
+            self._show_in_list(self.layer)
 
     def _draw(self, run: T.Run) -> None:
         with self.error.capture():
@@ -303,24 +374,34 @@ class TrainingLab(View):
             self.speed.value = (f"step {run.step}/{run.total_steps} · epoch {run.epoch + 1} · "
                                 f"{run.steps_per_second:.1f} steps/s · {html.escape(run.state)}")
             self.points = self.curves.update(self._index, run.history)
-            if self.view_insp is not None:
-                state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
-                with self.view_insp.model_lock:
-                    self.view_insp.model.load_state_dict(state)
-                if self.filters is not None:
-                    self.filters._redraw()
-                self._draw_maps()
+            if self._views_of is not run and (self.points or run.state not in ("running", "paused")):
+                self._prepare_views(run)  # building them costs ~0.2 s: after the first point, not before it
+            if self._views_of is run:
+                self._draw_views(run)
             layers = run.history.layers
             self.ratios.update(layers[-1] if len(layers) > 1 else None)
-            hists = run.history.histograms
-            if hists:
-                name = self._weight_layer(hists[-1])
-                self.histogram.update(name, hists[-1])
+            self._draw_histograms(run)
             if run.done or run.state in ("finished", "stopped", "diverged", "failed") or run.step >= run.total_steps:
                 self._finish(run)
             self.draws += 1
             if run.error:
                 self.error.show(run.error)
+
+    def _draw_views(self, run: T.Run) -> None:
+        state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+        with self.view_insp.model_lock:
+            self.view_insp.model.load_state_dict(state)
+        if self.filters is not None:
+            self.filters._redraw()
+        self._draw_maps()
+
+    def _draw_histograms(self, run: T.Run) -> None:
+        hists = run.history.histograms
+        if hists:
+            self.histogram.update(self._weight_layer(hists[-1]), hists[-1])
+            with_grads = [h for h in hists if any(isinstance(v, dict) and "grad" in v for v in h.values())]
+            if with_grads:
+                self.grad_histograms.update(with_grads[-1])
 
     def _finish(self, run: T.Run) -> None:
         self.state = run.state if run.state != "running" else "finished"
@@ -328,6 +409,8 @@ class TrainingLab(View):
 
     def _weight_layer(self, row: dict) -> str:
         names = [k for k in row if k != "step"]
+        if self.layer_list.value in names:
+            return self.layer_list.value
         if self.view_insp is not None and self.layer:
             conv = conv_for(self.view_insp, self.layer)
             if conv in names:
@@ -345,10 +428,33 @@ class TrainingLab(View):
     def _on_layer(self, change=None) -> None:
         if self.view_insp is not None and self.layer in self.view_insp.layers:
             self._draw_maps()
+            self._show_in_list(self.layer)
+
+    def _show_in_list(self, layer: str) -> None:
+        """Light the list's button of the weight layer behind ``layer`` (relu3 -> conv3) without pushing it."""
+        weight = layer if layer in self.layer_list.options else conv_for(self.view_insp, layer)
+        if weight in self.layer_list.options and self.layer_list.value != weight:
+            self._listing = True
+            try:
+                self.layer_list.value = weight
+            finally:
+                self._listing = False
+
+    @guarded
+    def _on_layer_list(self, change) -> None:
+        """A click on the list: that layer goes to the shared selection (every linked view follows), the lab's
+        feature maps follow when the layer has maps, and its weight histogram is drawn."""
+        if self._listing or change["new"] is None:
+            return
+        self.selection.layer = change["new"]
+        if self.run is not None:
+            self._draw_histograms(self.run)
 
     def accept_layer(self, layer: str) -> None:
         if layer in self.layer_picker.options:
             self.layer = layer
+        elif self.view_insp is not None and layer in self.layer_list.options:
+            self._show_in_list(layer)
 
 
 __all__ = ["TrainingLab", "LiveView"]

@@ -162,4 +162,65 @@ class Histogram:
         self.figure.title = f"{layer} weights (step {row['step']})"
 
 
-__all__ = ["Curves", "RatioBars", "Histogram", "smooth", "COLORS"]
+class LayerHistograms:
+    """Small multiples: the latest gradient histogram of every layer, one figure per layer titled with its name.
+
+    Each figure has its own symmetric x range (gradients of conv1 and fc differ by orders of magnitude), an x axis
+    ``gradient`` and a y axis ``count`` in a 12 px font. ``box`` (CSS class ``t-training-grad-histograms``) holds
+    the figures; ``figures[layer]`` is one (CSS class ``t-training-grad-<layer>``); ``shown`` is the step drawn.
+
+    Args:
+        key: which histogram of a record to draw: ``"grad"`` (default) or ``"weight"``.
+        label: the x-axis label.
+    """
+
+    FONT = {"font-size": "12px"}
+
+    def __init__(self, key: str = "grad", label: str = "gradient"):
+        self.key, self.label = key, label
+        self.figures: dict[str, bq.Figure] = {}
+        self.lines: dict[str, bq.Lines] = {}
+        self.shown: int | None = None
+        self.box = W.HBox([W.HTML(f"<i>{html.escape(label)} histograms per layer appear after the first step</i>")],
+                          layout={"flex_flow": "row wrap"})
+        self.box.add_class(f"t-training-{key}-histograms")
+
+    def _figure(self, layer: str) -> None:
+        xs, ys = bq.LinearScale(), bq.LinearScale(min=0.0)
+        line = bq.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": xs, "y": ys}, colors=["#9467bd"],
+                        fill="bottom", fill_colors=["#9467bd"], fill_opacities=[0.4], interpolation="step-after")
+        axes = [bq.Axis(scale=xs, label=self.label, num_ticks=3, tick_format=".1e", tick_style=self.FONT),
+                bq.Axis(scale=ys, side="left", label="count", num_ticks=3, tick_format="d", tick_style=self.FONT)]
+        fig = bq.Figure(marks=[line], axes=axes, title=layer, title_style={"font-size": "13px"},
+                        layout={"width": "230px", "min_width": "230px", "height": "170px"},
+                        fig_margin={"top": 25, "bottom": 40, "left": 50, "right": 15})
+        fig.add_class(f"t-training-{self.key}-{layer.replace('.', '-')}")
+        self.figures[layer], self.lines[layer] = fig, line
+
+    def update(self, row: dict | None) -> None:
+        """Draw record ``row`` (``history.histograms[i]``); rows without this histogram (step 0) are skipped."""
+        if not row:
+            return
+        names = [k for k in row if k != "step" and self.key in row[k]]
+        if not names:
+            return
+        if list(self.figures) != names:
+            self.figures, self.lines = {}, {}
+            for name in names:
+                self._figure(name)
+            self.box.children = [self.figures[n] for n in names]
+        limit_key = f"{self.key}_limit"
+        for name in names:
+            counts = np.asarray(row[name][self.key], dtype=float)
+            lim = float(row[name][limit_key])
+            line = self.lines[name]
+            sx, sy = line.scales["x"], line.scales["y"]
+            sx.min, sx.max = -lim, lim  # explicit limits, as in Histogram
+            sy.max = float(max(counts.max(), 1.0))
+            with line.hold_sync():
+                line.x = -lim + np.arange(len(counts)) * (2 * lim / len(counts))
+                line.y = counts
+        self.shown = row["step"]
+
+
+__all__ = ["Curves", "RatioBars", "Histogram", "LayerHistograms", "smooth", "COLORS"]

@@ -26,6 +26,15 @@ def resolve_device(device: Any = "auto") -> torch.device:
     return torch.device(device)
 
 
+def warm_up() -> None:
+    """Import now what the first torch optimiser of a process imports (``torch._dynamo``, about 1.5 s here).
+
+    Every ``torch.optim`` constructor imports it on its first call; a lab calls this while it is being built so
+    that a Start pressed at once does not wait for it.
+    """
+    import torch._dynamo  # noqa: F401
+
+
 def make_optimizer(kind, groups, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
     """One of :data:`OPTIMIZERS` (or a callable ``groups -> Optimizer``) over torch-style parameter groups."""
     if callable(kind) and not isinstance(kind, str):
@@ -208,4 +217,4 @@ def train(model: nn.Module | Callable[[], nn.Module] | str, data=None, *, test=N
     return run._start(background)
 
 
-__all__ = ["train", "make_optimizer", "lr_factor", "resolve_device", "OPTIMIZERS", "SCHEDULES"]
+__all__ = ["train", "make_optimizer", "lr_factor", "resolve_device", "warm_up", "OPTIMIZERS", "SCHEDULES"]

@@ -120,6 +120,7 @@ class Run:
         self._resume = threading.Event()
         self._resume.set()
         self._done = threading.Event()
+        self._held = threading.Event()  # set while the loop waits in a pause (between two steps) or is over
         self._thread: threading.Thread | None = None
         self._t_start = self._t_paused = 0.0
         self._paused_total = 0.0
@@ -207,6 +208,57 @@ class Run:
             raise RunBusyError("the run is still training; call run.stop() and run.wait() before run.restore()")
         self.model.load_state_dict(checkpoint.load())
 
+    def save(self, path, timeout: float = 60.0) -> _ckpt.Checkpoint:
+        """Write the model's weights now to the file ``path`` (a ``state_dict``; ``torch.load`` reads it).
+
+        The file is written to a temporary name beside ``path`` and renamed into place, so a failed write
+        leaves no half-written file (and an older file at ``path`` intact). A run still training is held
+        between two steps while its weights are copied, then continues.
+
+        Returns:
+            A :class:`Checkpoint` of the file (step, epoch, fraction, path).
+        """
+        if self._done.is_set() or threading.current_thread() is self._thread or self._thread is None:
+            state = _ckpt.snapshot(self.model)
+        else:
+            was_running = self._resume.is_set()
+            self.pause()
+            try:
+                if not self._held.wait(timeout):
+                    raise RunBusyError(f"the run did not reach a step boundary within {timeout:g} s; "
+                                       "pause it (run.pause()) and try again")
+                state = _ckpt.snapshot(self.model)
+            finally:
+                if was_running:
+                    self.resume()
+        path = _ckpt.write_atomically(state, Path(path))
+        return _ckpt.Checkpoint(self.step, self.epoch, self.progress, path=path)
+
+    def load(self, path) -> _ckpt.Checkpoint:
+        """Load weights saved by :meth:`save` (or any ``state_dict`` file of this model) into the model.
+
+        Only while the run is paused or over (a running run is asked to pause first).
+
+        Raises:
+            RunBusyError: the run is training.
+            SettingError: no such file, or it holds weights of another model (the message names the keys).
+        """
+        if not (self._done.is_set() or self._held.is_set() or threading.current_thread() is self._thread):
+            raise RunBusyError("the run is training; pause it (run.pause()) or stop it before loading weights")
+        path = Path(path)
+        if not path.is_file():
+            raise SettingError(f"no weights file {str(path)!r}; save one first (run.save(path)) or check the path")
+        checkpoint = _ckpt.Checkpoint(self.step, self.epoch, self.progress, path=path)
+        state = checkpoint.load()
+        own = self.model.state_dict()
+        if not isinstance(state, dict) or set(state) != set(own) or any(
+                tuple(state[k].shape) != tuple(own[k].shape) for k in own):
+            missing = sorted(set(own) - set(state)) if isinstance(state, dict) else sorted(own)
+            raise SettingError(f"{str(path)!r} holds weights of another model (missing {missing[:3]}, or other "
+                               f"shapes); load a file saved from this model ({type(self.model).__name__})")
+        self.model.load_state_dict(state)
+        return checkpoint
+
     # ------------------------------------------------------------------------------------ loop
     def _start(self, background: bool) -> "Run":
         if background:
@@ -239,6 +291,7 @@ class Run:
                 self.model.eval()
             with _TRAINING_LOCK:
                 _TRAINING.discard(self.model)
+            self._held.set()
             self._done.set()
 
     def _checkpoint(self) -> None:
@@ -256,7 +309,9 @@ class Run:
         if not self._resume.is_set():
             self._t_paused = time.perf_counter()
             self.state = "paused"
+            self._held.set()
             self._resume.wait()
+            self._held.clear()
             self._paused_total += time.perf_counter() - self._t_paused
             self._t_paused = 0.0
             self.state = "running"
