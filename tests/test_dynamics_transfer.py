@@ -83,3 +83,30 @@ def test_stop_keeps_the_finished_networks():
     r = transfer_experiment((_data(), _data(60, 1)), ([0, 1], [2, 3]), n_layers=[1], model=_net, epochs=1,
                             batch_size=20, cancel=stop, callback=cb)
     assert not r.complete and [x.condition for x in r.records] == ["baseA", "baseB", "BnB"] and seen == [1, 2, 3]
+
+
+def test_a_failure_mid_experiment_keeps_the_finished_networks():
+    from ipynetviz.engine.errors import PartialResultError
+
+    broken = threading.Event()
+
+    class Net(nn.Module):  # _net, whose forward fails once `broken` is set (an injected crash)
+        def __init__(self, k):
+            super().__init__()
+            self.body = _net(k)
+
+        def forward(self, x):
+            if broken.is_set():
+                raise RuntimeError("injected failure")
+            return self.body(x)
+
+    def cb(partial):
+        if len(partial.records) == 3:  # baseA, baseB and BnB n=1 finished: the next network crashes
+            broken.set()
+    with pytest.raises(PartialResultError, match=r"at BnB\+ n=1 seed=0 after 3 finished") as info:
+        transfer_experiment((_data(), _data(60, 1)), ([0, 1], [2, 3]), n_layers=[1], model=Net, epochs=1,
+                            batch_size=20, callback=cb)
+    partial = info.value.partial
+    assert [r.condition for r in partial.records] == ["baseA", "baseB", "BnB"] and not partial.complete
+    assert isinstance(info.value.__cause__, RuntimeError) and "injected failure" in str(info.value)
+    assert all(0 <= r.accuracy <= 1 for r in partial.records) and partial.records[0].conv1.shape == (3, 1, 3, 3)

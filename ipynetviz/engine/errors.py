@@ -61,5 +61,14 @@ class SettingError(InputError):
     """
 
 
+class PartialResultError(IpynetvizError, RuntimeError):
+    """A long method failed part-way; ``partial`` holds the result of the work that finished before the failure
+    (the failure itself is ``__cause__``), so hours of finished work are not lost with the exception."""
+
+    def __init__(self, message: str, partial=None):
+        super().__init__(message)
+        self.partial = partial
+
+
 class InputWarning(UserWarning):
     """Input that works but is probably not what was meant (e.g. float pixels in [0, 255] as model input)."""

@@ -20,7 +20,7 @@ from torch import nn
 
 from ...engine.checks import check_positive_int
 from ...engine.control import check_callback_every, check_cancel, is_cancelled, progress_reporter
-from ...engine.errors import InputError, SettingError
+from ...engine.errors import InputError, PartialResultError, SettingError
 from ..training import evaluate, train
 from ..training.data import Normalise, channel_stats
 from ..training.models import build
@@ -208,7 +208,10 @@ def transfer_experiment(data="digits", split=None, n_layers: Sequence[int] | Non
         A :class:`TransferResult` (``str(result)`` prints the table; ``.table()`` gives rows).
 
     Raises:
-        InputError: a bad split; SettingError: n out of range.
+        InputError: a bad split; SettingError: n out of range (both before any network trains).
+        PartialResultError: a network failed (an error of the model, the loop or the device); its ``partial``
+            is the :class:`TransferResult` of the networks finished before it (``complete=False``), and the
+            original error is its ``__cause__``. A KeyboardInterrupt returns that partial result instead.
 
     Example:
         >>> x = torch.randn(80, 1, 6, 6); y = (torch.arange(80) % 4)
@@ -265,47 +268,60 @@ def transfer_experiment(data="digits", split=None, n_layers: Sequence[int] | Non
         xt_, yt_ = (torch.as_tensor(v).to(dev) for v in test_set)
         return run, evaluate(run.model, xt_, yt_, transform=transform)[1]
 
-    with progress_reporter(progress, total, desc="networks", unit="net") as report:
-        for s_index, (seed, (a, b)) in enumerate(zip(seeds, splits)):
-            data_a, data_b = _subset(x, y, a), _subset(x, y, b)
-            test_a, test_b = _subset(xt, yt, a), _subset(xt, yt, b)
-            for half, tr in (("A", data_a), ("B", data_b)):
-                if len(tr[0]) < batch_size:
-                    raise InputError(f"half {half} has {len(tr[0])} training images, fewer than batch_size="
-                                     f"{batch_size}; pass a smaller batch_size or more data")
-            bases = {}
-            jobs = [("baseA", 0), ("baseB", 0)] + [(c, n) for n in n_layers for c in CONDITIONS[2:]]
-            for j, (cond, n) in enumerate(jobs):
-                if is_cancelled(cancel):
-                    return result(False)
-                net_seed = 1000 * seed + 10 * n + CONDITIONS.index(cond)
-                if cond.startswith("base"):
-                    k = len(a) if cond == "baseA" else len(b)
-                    run, acc = fit(lambda k=k: factory(k), data_a if cond == "baseA" else data_b,
-                                   test_a if cond == "baseA" else test_b, net_seed)
-                    if acc is not None:
-                        bases[cond] = {kk: v.detach().cpu().clone() for kk, v in run.model.state_dict().items()}
-                else:
-                    source = bases.get("baseA" if cond.startswith("A") else "baseB")
-                    if source is None:
+    for a, b in splits:  # every half checked before any network trains, so no finished network is lost to it
+        for half, classes in (("A", a), ("B", b)):
+            count = int(np.isin(y, classes).sum())
+            if count < batch_size:
+                raise InputError(f"half {half} has {count} training images, fewer than batch_size="
+                                 f"{batch_size}; pass a smaller batch_size or more data")
+    where = {"at": "the start"}
+    try:
+        with progress_reporter(progress, total, desc="networks", unit="net") as report:
+            for s_index, (seed, (a, b)) in enumerate(zip(seeds, splits)):
+                data_a, data_b = _subset(x, y, a), _subset(x, y, b)
+                test_a, test_b = _subset(xt, yt, a), _subset(xt, yt, b)
+                bases = {}
+                jobs = [("baseA", 0), ("baseB", 0)] + [(c, n) for n in n_layers for c in CONDITIONS[2:]]
+                for j, (cond, n) in enumerate(jobs):
+                    if is_cancelled(cancel):
                         return result(False)
+                    where["at"] = f"{cond}" + (f" n={n}" if n else "") + f" seed={seed}"
+                    net_seed = 1000 * seed + 10 * n + CONDITIONS.index(cond)
+                    if cond.startswith("base"):
+                        k = len(a) if cond == "baseA" else len(b)
+                        run, acc = fit(lambda k=k: factory(k), data_a if cond == "baseA" else data_b,
+                                       test_a if cond == "baseA" else test_b, net_seed)
+                        if acc is not None:
+                            bases[cond] = {kk: v.detach().cpu().clone() for kk, v in run.model.state_dict().items()}
+                    else:
+                        source = bases.get("baseA" if cond.startswith("A") else "baseB")
+                        if source is None:
+                            return result(False)
 
-                    def make(n=n, source=source):
-                        net = factory(len(b))
-                        _copy_prefix(net, source, _prefix(net, layers, n))
-                        return net
-                    probe = factory(len(b))
-                    frozen = () if cond.endswith("+") else tuple(_prefix(probe, layers, n))
-                    run, acc = fit(make, data_b, test_b, net_seed, frozen=frozen)
-                if acc is None:
-                    return result(False)
-                conv = next((m for m in run.model.modules() if isinstance(m, nn.Conv2d)), None)
-                records.append(TransferRecord(cond, n, seed, float(acc), a, b,
-                                              None if conv is None else conv.weight.detach().cpu().numpy().copy()))
-                done = s_index * len(jobs) + j + 1
-                report(done)
-                if callback is not None and done % callback_every == 0 and done < total:
-                    callback(result(False))
+                        def make(n=n, source=source):
+                            net = factory(len(b))
+                            _copy_prefix(net, source, _prefix(net, layers, n))
+                            return net
+                        probe = factory(len(b))
+                        frozen = () if cond.endswith("+") else tuple(_prefix(probe, layers, n))
+                        run, acc = fit(make, data_b, test_b, net_seed, frozen=frozen)
+                    if acc is None:
+                        return result(False)
+                    conv = next((m for m in run.model.modules() if isinstance(m, nn.Conv2d)), None)
+                    records.append(TransferRecord(cond, n, seed, float(acc), a, b, None if conv is None
+                                                  else conv.weight.detach().cpu().numpy().copy()))
+                    done = s_index * len(jobs) + j + 1
+                    report(done)
+                    if callback is not None and done % callback_every == 0 and done < total:
+                        callback(result(False))
+    except KeyboardInterrupt:  # in a notebook, an interrupt keeps what finished (as cancel= does)
+        notes.append(f"interrupted at {where['at']}; {len(records)} networks finished")
+        return result(False)
+    except Exception as err:
+        raise PartialResultError(
+            f"transfer_experiment failed at {where['at']} after {len(records)} finished networks: "
+            f"{type(err).__name__}: {err}. The finished networks are in the error's .partial "
+            f"(a TransferResult with complete=False)", partial=result(False)) from err
     out = result(True)
     if callback is not None:
         callback(out)
