@@ -70,6 +70,18 @@ def _visualize(insp, images, target, layer):
     M.visualize(insp, target, steps=2)
 
 
+@case("visualize_fourier_diverse")
+def _visualize_fourier(insp, images, target, layer):
+    from ipynetviz.methods.optimize import CenterBias, Diversity, Fourier
+    regs = M.standard_transforms(32) + [CenterBias(), Diversity(layer if layer != "fc" else "conv2")]
+    M.visualize(insp, target, steps=2, batch=2, param=Fourier(colour=images), regularizers=regs)
+
+
+@case("multifaceted")
+def _multifaceted(insp, images, target, layer):
+    M.multifaceted(insp, target, images, facets=2, top=3, steps=2)
+
+
 @case("invert")
 def _invert(insp, images, target, layer):
     M.invert(insp, images[:1], layer, steps=2)

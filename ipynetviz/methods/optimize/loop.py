@@ -19,6 +19,7 @@ from ipynetviz.engine.errors import SettingError
 from ipynetviz.engine.hooks import StopForward, first_tensor
 
 from .objectives import Context
+from .param import BoundParam
 from .regularizers import ImageOp
 from .space import PixelSpace
 
@@ -70,12 +71,17 @@ class Adam:
         self.param.addcdiv_(self.m, denom, value=self.lr / (1 - b1 ** self.t))
 
 
+def _pixels(param: BoundParam, p: torch.Tensor, plain: bool) -> torch.Tensor:
+    with torch.no_grad():
+        return p.detach().clone() if plain else param.to_pixels(p).detach()
+
+
 def ascend(insp, space: PixelSpace, pixels: torch.Tensor,
            score_fn: Callable[[Context], tuple[torch.Tensor, dict]], *, layers: Sequence[str],
            needs_logits: bool, steps: int, lr: float, ops: Sequence[ImageOp] = (),
            on_step: Callable[[Progress], None] | None = None, callback_every: int = 10, cancel: Any = None,
-           seed: int = 0) -> Progress:
-    """Maximise ``score_fn`` over pixels with Adam (step size ``lr`` in pixel units), clamped to [0, 1].
+           seed: int = 0, param: BoundParam | None = None) -> Progress:
+    """Maximise ``score_fn`` over the picture's parameters with Adam (pixels by default, clamped to [0, 1]).
 
     Args:
         insp: the inspector.
@@ -89,17 +95,25 @@ def ascend(insp, space: PixelSpace, pixels: torch.Tensor,
         on_step: called with the progress after every ``callback_every``-th step and after the last one.
         cancel: an Event, executor Ticket or callable; checked before every step.
         seed: seeds the jitter offsets.
+        param: a bound parametrization (:mod:`.param`); None optimises the pixels themselves. Picture
+            operations that edit pixels after a step (blur, clipping, centre bias) act on its pixels, which are
+            then mapped back to its parameters with its exact inverse.
 
     Returns:
         The :class:`Progress` (``interrupted`` when cancelled or on KeyboardInterrupt).
     """
     rng = random.Random(int(seed))
-    p = pixels.detach().clone().requires_grad_(True)
+    param = param if param is not None else BoundParam(space, tuple(pixels.shape))
+    plain = type(param) is BoundParam
+    p = param.from_pixels(pixels).requires_grad_(True)
     opt = Adam(p, lr)
-    progress = Progress(pixels=p.detach())
+    progress = Progress(pixels=pixels.detach())
     history: dict[str, list] = {"objective": []}
     progress.history = history
     stop_early = bool(layers) and not needs_logits
+    for op in ops:
+        op.begin(steps)
+    editors = [op for op in ops if op.edits_pixels()]
     with insp.eval_guard(), torch.enable_grad(), \
             insp.hooks(capture=list(layers), stop_after_capture=stop_early) as cache:
         try:
@@ -107,29 +121,42 @@ def ascend(insp, space: PixelSpace, pixels: torch.Tensor,
                 if is_cancelled(cancel):
                     progress.interrupted = True
                     break
-                shifted = p
+                picture = p if plain else param.to_pixels(p)
+                shifted = picture
                 for op in ops:
                     shifted = op.shift(shifted, rng)
                 x = space.to_model(shifted)
                 cache.clear()
                 logits = run_model(insp.model, x)
                 scores, extras = score_fn(Context(x, shifted, logits, cache))
-                grad, = torch.autograd.grad(scores.sum(), p)
+                if plain or not editors:
+                    grad, = torch.autograd.grad(scores.sum(), p)
+                    pixel_grad = grad
+                else:
+                    grad, pixel_grad = torch.autograd.grad(scores.sum(), [p, picture])
                 with torch.no_grad():
                     opt.step(grad)
-                    for op in ops:
-                        op.apply_(p, grad, progress.steps_done, space)
-                    space.clamp_(p)
+                    if plain:
+                        for op in ops:
+                            op.apply_(p, grad, progress.steps_done, space)
+                    elif editors:
+                        edited = param.to_pixels(p)
+                        before = edited.clone()
+                        for op in editors:
+                            op.apply_(edited, pixel_grad, progress.steps_done, space)
+                        if not torch.equal(edited, before):
+                            p.copy_(param.from_pixels(edited))
+                    param.clamp_(p)
                 history["objective"].append(scores.detach())
                 for k, v in extras.items():
                     history.setdefault(k, []).append(v.detach())
                 progress.steps_done += 1
                 if on_step is not None and (progress.steps_done % callback_every == 0 or progress.steps_done == steps):
-                    progress.pixels = p.detach().clone()
+                    progress.pixels = _pixels(param, p, plain)
                     on_step(progress)
         except KeyboardInterrupt:
             progress.interrupted = True
         finally:
             cache.clear()
-    progress.pixels = p.detach().clone()
+    progress.pixels = _pixels(param, p, plain)
     return progress

@@ -23,7 +23,17 @@ from .space import PixelSpace
 
 
 class ImageOp:
-    """A regularizer applied to the picture: ``shift`` before the forward pass, ``apply_`` after the step."""
+    """A regularizer applied to the picture: ``shift`` before the forward pass, ``apply_`` after the step.
+
+    ``begin(steps)`` is called once before a run of ``steps`` steps (for schedules such as a centre bias).
+    """
+
+    def begin(self, steps: int) -> None:
+        return None
+
+    def edits_pixels(self) -> bool:
+        """True when :meth:`apply_` may change the picture after a step."""
+        return type(self).apply_ is not ImageOp.apply_
 
     def shift(self, pixels: torch.Tensor, rng: random.Random) -> torch.Tensor:
         return pixels
