@@ -110,3 +110,14 @@ def test_a_failure_mid_experiment_keeps_the_finished_networks():
     assert [r.condition for r in partial.records] == ["baseA", "baseB", "BnB"] and not partial.complete
     assert isinstance(info.value.__cause__, RuntimeError) and "injected failure" in str(info.value)
     assert all(0 <= r.accuracy <= 1 for r in partial.records) and partial.records[0].conv1.shape == (3, 1, 3, 3)
+
+
+def test_paper_values_show_the_papers_findings():
+    from ipynetviz.methods.dynamics import PAPER_FIG2 as P
+
+    base = P["baseB"]
+    assert all(v > base for v in P["AnB+"])  # transfer + fine-tuning beats the baseline at every n
+    assert np.mean(P["AnB+"]) - base == pytest.approx(0.0167, abs=5e-4)
+    # specificity at the top, fragile co-adaptation in the middle
+    assert int(np.argmin(P["AnB"])) + 1 == 7 and int(np.argmin(P["BnB"])) + 1 == 5
+    assert all(len(P[c]) == len(P["n"]) == len(P["networks"][c]) for c in ("BnB", "BnB+", "AnB", "AnB+"))
