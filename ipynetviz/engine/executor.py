@@ -156,6 +156,11 @@ class LatestExecutor:
                         on_error(err)
         ticket.done.set()
 
+    def delivering(self):
+        """A context in which no result or partial result of this executor is being delivered (a delivery
+        in progress finishes first); for callers that read or re-send the state the callbacks write."""
+        return self._deliver_lock
+
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Block until nothing is pending or running (for tests and scripts)."""
         with self._cond:

@@ -12,6 +12,7 @@ import html
 import pathlib
 import threading
 import traceback
+import weakref
 from typing import Any, Callable
 
 import anywidget
@@ -288,7 +289,93 @@ class PatchSource:
                                 lambda: top_patches(self.insp, self.data, layer, k=self.k, progress=progress))
 
 
-class View(W.VBox):
+def widget_tree(root: W.Widget) -> list[W.Widget]:
+    """``root`` and every widget reachable from it through synced traits (children, marks, axes, layouts...)."""
+    out, seen, stack = [], set(), [root]
+    while stack:
+        w = stack.pop()
+        if id(w) in seen or not isinstance(w, W.Widget):
+            continue
+        seen.add(id(w))
+        out.append(w)
+        for name in w.keys:
+            v = getattr(w, name, None)
+            items = v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else (v,)
+            stack.extend(x for x in items if isinstance(x, W.Widget))
+    return out
+
+
+class FrontendSync(anywidget.AnyWidget):
+    """Re-sends a view's state once a browser that loaded the page has every part of it ready to listen.
+
+    A page that connects to a running kernel (Voila, a reloaded notebook) asks the kernel for a snapshot of all
+    widget states, then creates the models one by one. A change the kernel sends in between (a background job
+    finishing: the first PCA of a map, a top-patch scan) reaches a model that does not exist yet and is dropped,
+    so the page kept the snapshot's stale value for good (``n_points`` 0, an empty map). This invisible part waits
+    in the browser until every model of the view exists, then says ``ready``; the kernel answers by sending the
+    view's current state again (under the views' delivery locks, so no half-delivered result goes out).
+
+    Attributes: ``resyncs`` (how many times the state was re-sent).
+    """
+
+    _esm = """
+    export default {
+      async render({ model, el }) {
+        el.style.display = "none";
+        const ids = model.get("ids");
+        if (!ids.length) return;  // a part of a larger view: the outer one re-sends everything
+        await Promise.all(ids.map((id) => model.widget_manager.get_model(id).catch(() => null)));
+        model.send({ event: "ready" });
+      },
+    };
+    """
+    ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    resyncs = traitlets.Int(0)  # kernel side only
+
+    def __init__(self, root: W.Widget):
+        super().__init__()
+        self.layout.display = "none"
+        self._root = weakref.ref(root)
+        self.on_msg(self._on_msg)
+
+    def cover(self) -> None:
+        """Make this the part that waits for (and re-sends) the whole tree under the root; called when the root
+        is displayed. Syncs of views nested inside go quiet (the outer one covers them)."""
+        root = self._root()
+        if root is None:
+            return
+        parts = widget_tree(root)
+        for p in parts:
+            if isinstance(p, FrontendSync) and p is not self and p.ids:
+                p.ids = []
+        self.ids = [p.model_id for p in parts if p is not self and getattr(p, "comm", None) is not None]
+
+    def _on_msg(self, _widget, content, _buffers) -> None:
+        root = self._root()
+        if root is None or not isinstance(content, dict) or content.get("event") != "ready":
+            return
+        parts = widget_tree(root)
+        with contextlib.ExitStack() as stack:
+            for p in parts:
+                executor = getattr(p, "executor", None)
+                if isinstance(executor, LatestExecutor):
+                    stack.enter_context(executor.delivering())
+            for p in parts:
+                if p is not self and getattr(p, "comm", None) is not None:
+                    p.send_state()
+        self.resyncs += 1
+
+
+class FrontendSynced:
+    """Mixin for a widget box shown on its own: it holds a :class:`FrontendSync` (``self.frontend_sync``, put
+    among its children by the subclass) that covers the box's whole tree when the box is displayed."""
+
+    def _repr_mimebundle_(self, **kwargs):
+        self.frontend_sync.cover()
+        return super()._repr_mimebundle_(**kwargs)
+
+
+class View(FrontendSynced, W.VBox):
     """Base of every ipynetviz widget: a shared selection, an error area, a status line, latest-wins work.
 
     Subclasses put their parts in ``self.body`` and call :meth:`submit` for anything slow.
@@ -305,7 +392,8 @@ class View(W.VBox):
         self.status = W.HTML("")
         self.status.add_class("t-status")
         self.body = W.VBox([])
-        super().__init__([self.body, self.status, self.error], **kw)
+        self.frontend_sync = FrontendSync(self)
+        super().__init__([self.body, self.status, self.error, self.frontend_sync], **kw)
         self.add_class("ipynetviz-view")
         if css_class:
             self.add_class(css_class)
@@ -416,24 +504,31 @@ def dropdown(options, value, description: str, css_class: str, **kw) -> W.Dropdo
     return d
 
 
-class StateProbe(W.HTML):
+class StateProbe(FrontendSynced, W.HBox):
     """A small visible JSON mirror of a widget's traits, so browser tests can read Python-side state.
 
     Example (in a notebook): ``StateProbe(picker, ["layer", "channel", "image_index"])``; the element has the
-    CSS class ``t-state`` and its text is ``{"layer": "conv1", ...}``.
+    CSS class ``t-state`` and its text is ``{"layer": "conv1", ...}``. Like a view it re-sends its text once the
+    page is ready (:class:`FrontendSync`), so a change made by a background job while the page loads is seen.
     """
 
     def __init__(self, obj: traitlets.HasTraits, names: list[str], css_class: str = "t-state"):
-        super().__init__()
+        self.text = W.HTML()
+        self.frontend_sync = FrontendSync(self)
+        super().__init__([self.text, self.frontend_sync])
         self.add_class(css_class)
         self._obj, self._names = obj, list(names)
         obj.observe(lambda _: self._refresh(), names=self._names)
         self._refresh()
 
+    @property
+    def value(self) -> str:
+        return self.text.value
+
     def _refresh(self) -> None:
         import json
         state = {n: _jsonable(getattr(self._obj, n)) for n in self._names}
-        self.value = f'<code style="font-size:10px;color:#888">{html.escape(json.dumps(state))}</code>'
+        self.text.value = f'<code style="font-size:10px;color:#888">{html.escape(json.dumps(state))}</code>'
 
 
 def _jsonable(v):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipywidgets as W
 
 from ..engine import Selection, as_imageset
+from .base import FrontendSync, FrontendSynced
 from .activation_browser import ActivationBrowser
 from .filter_grid import FilterGrid
 from .neuron_picker import NeuronPicker
@@ -18,7 +19,7 @@ from .occlusion_explorer import OcclusionExplorer
 WIDTH, HEIGHT = 1280, 800
 
 
-class Dashboard(W.VBox):
+class Dashboard(FrontendSynced, W.VBox):
     """Four linked views on one page, all following one :class:`ipynetviz.Selection`.
 
     Args:
@@ -58,7 +59,8 @@ class Dashboard(W.VBox):
                                        bottom_left=self.filters, bottom_right=self.occlusion,
                                        merge=False, grid_gap="6px",
                                        layout=W.Layout(width=f"{WIDTH}px", height=f"{HEIGHT}px", overflow="auto"))
-        super().__init__([self.panels], **kw)
+        self.frontend_sync = FrontendSync(self)
+        super().__init__([self.panels, self.frontend_sync], **kw)
         self.add_class("t-dashboard")
 
     def wait(self, timeout: float = 120.0) -> bool:

@@ -10,16 +10,6 @@ from tests.browser.harness import assert_no_error_text, read_state, wait_state
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def chromium(request):
-    """A browser of its own: after the dashboard test in the same browser the map's first PCA never arrived here
-    (seen twice in a whole-directory run; never when run alone or in its own process, cause not found yet)."""
-    from tests.browser.conftest import CHROMIUM_ARGS, chromium_path
-    shared = request.getfixturevalue("session_chromium")
-    browser = shared.browser_type.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-    yield browser
-    browser.close()
-
 N = 200
 CELLS = [
     "import numpy as np, torch\n"
