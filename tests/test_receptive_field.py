@@ -521,3 +521,12 @@ def test_squeeze_excitation_crops_use_the_local_field_and_say_so():
     res = top_patches(insp, images, layer, k=2)
     assert res.field_ignores_gates and res.field == local
     assert insp.crop_field("features.0") == (insp.receptive_field("features.0"), False)  # before any gate
+
+
+def test_a_global_layer_is_described_as_global_not_stride_0():
+    """A layer whose units all share one field (after global pooling) says "global"; a conv says its stride."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+    fields = receptive_fields(net, torch.zeros(1, 3, 16, 16))
+    assert fields["2"].stride == (0, 0)
+    assert fields["2"].describe() == "field 15x15 px, global"  # the stride-2 conv never reaches row/column 15
+    assert fields["0"].describe() == "field 3x3 px, stride 2"

@@ -149,10 +149,33 @@ class ReceptiveField:
         """[[size_h, size_w], [stride_h, stride_w], [offset_h, offset_w]] as float64."""
         return np.array([self.size, self.stride, self.offset], dtype=np.float64)
 
+    def describe(self) -> str:
+        """A short caption: ``"field 7x7 px, stride 4"``, or ``"field 32x32 px, global"`` when every unit sees the same
+        field (stride 0: one unit per channel, or a map whose units all share it); ``"(conservative)"`` when not exact.
+
+        Example:
+            >>> ReceptiveField(size=(7, 7), stride=(4, 4), offset=(-3, -3)).describe()
+            'field 7x7 px, stride 4'
+            >>> ReceptiveField(size=(32, 32), stride=(0, 0), offset=(0, 0)).describe()
+            'field 32x32 px, global'
+        """
+        size = f"field {_num(self.size[0])}x{_num(self.size[1])} px"
+        if all(s == 0 for s in self.stride):
+            step = "global"
+        elif self.stride[0] == self.stride[1]:
+            step = f"stride {_num(self.stride[0])}"
+        else:
+            step = f"stride {_num(self.stride[0])}x{_num(self.stride[1])}"
+        return f"{size}, {step}" + ("" if self.exact else " (conservative)")
+
     def center(self, y: int, x: int) -> tuple[float, float]:
         """Input coordinates (row, col) of the centre of unit (y, x)'s field (unclipped)."""
         return (self.offset[0] + y * self.stride[0] + (self.size[0] - 1) / 2,
                 self.offset[1] + x * self.stride[1] + (self.size[1] - 1) / 2)
+
+
+def _num(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _field(geo: Geo | None, tracer: Tracer) -> ReceptiveField | None:
