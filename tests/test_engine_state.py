@@ -111,3 +111,24 @@ def test_moment_merge_refuses_different_settings():
         MomentState().update_flat(x, x).merge(MomentState().update_flat(x[:, :2], x))
     empty = MomentState().merge(MomentState().update_flat(x))
     assert empty.within and empty.n_samples == 10
+
+
+def test_update_moments_equals_update_flat_and_checks_its_parts():
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(60, 4, generator=g, dtype=torch.float64), torch.randn(60, 3, generator=g, dtype=torch.float64)
+    flat = MomentState().update_flat(x[:25], y[:25]).update_flat(x[25:], y[25:])
+    parts = MomentState()
+    for sl in (slice(0, 25), slice(25, 60)):
+        xc, yc = x[sl] - x[sl].mean(0), y[sl] - y[sl].mean(0)
+        parts.update_moments(len(xc), x[sl].mean(0), xc.T @ xc, y[sl].mean(0), yc.T @ yc, xc.T @ yc)
+    for name in ("mean_a", "m2_a", "mean_b", "m2_b", "m2_ab"):
+        torch.testing.assert_close(getattr(parts, name), getattr(flat, name), rtol=1e-12, atol=1e-12)
+    assert parts.n_samples == 60 and parts.within is False
+    xc = x - x.mean(0)
+    with pytest.raises(InputError, match="together"):
+        MomentState().update_moments(60, x.mean(0), xc.T @ xc, mean_b=y.mean(0))
+    with pytest.raises(InputError, match=r"m2_a has shape \(4,\) but \(4, 4\)"):
+        MomentState().update_moments(60, x.mean(0), (xc * xc).sum(0), y.mean(0), torch.eye(3, dtype=torch.float64),
+                                     torch.zeros(4, 3))
+    with pytest.raises(InputError, match="started with A and B"):
+        parts.update_moments(60, x.mean(0), xc.T @ xc)

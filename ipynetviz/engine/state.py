@@ -236,6 +236,60 @@ class MomentState:
             part += [mu_b, self._second(bc, self.full_b), ac.T @ bc]
         return self._absorb(a.shape[0], *part)
 
+    def update_moments(self, n_samples: int, mean_a: torch.Tensor, m2_a: torch.Tensor, mean_b=None, m2_b=None,
+                       m2_ab=None) -> "MomentState":
+        """Add ``n_samples`` samples given by their own moments instead of the samples themselves.
+
+        For a batch that takes part in many pairs (a final network's layer compared with every checkpoint's
+        layers), its float64 centring and second moment can be computed once and folded into each pair's state
+        here, where :meth:`update_flat` would redo them per pair. The result is the same Chan update.
+
+        Args:
+            n_samples: samples in the batch (0: nothing is added).
+            mean_a, m2_a: the batch's mean (Ca,) and centred sum of squares: (Ca, Ca), or its diagonal (Ca,)
+                when this state keeps only the diagonal of A (``full_a=False``).
+            mean_b, m2_b, m2_ab: the same for B and the centred cross-products (Ca, Cb); all three, or all
+                None for moments within one net.
+
+        Example:
+            >>> x = torch.randn(50, 3, dtype=torch.float64); y = torch.randn(50, 2, dtype=torch.float64)
+            >>> xc, yc = x - x.mean(0), y - y.mean(0)
+            >>> s = MomentState().update_moments(50, x.mean(0), xc.T @ xc, y.mean(0), yc.T @ yc, xc.T @ yc)
+            >>> bool(torch.allclose(s.m2_ab, MomentState().update_flat(x, y).m2_ab))
+            True
+        """
+        n_samples = int(n_samples)
+        if n_samples < 0:
+            raise InputError(f"n_samples must be >= 0, got {n_samples}")
+        parts_b = (mean_b, m2_b, m2_ab)
+        if any(p is None for p in parts_b) and not all(p is None for p in parts_b):
+            raise InputError("pass mean_b, m2_b and m2_ab together (two layers) or none of them (one net)")
+        within = mean_b is None
+        if self.within is None:
+            self.within = within
+            if within:
+                self.full_a = True  # the cross-moments of A with itself are its full moment matrix
+            self.device = _device_for(mean_a)
+        elif within != self.within:
+            raise InputError("this accumulator was started " + ("within one net (no B moments)" if self.within
+                             else "with A and B moments") + "; pass the same kind of moments every time")
+        ca = mean_a.numel()
+        cb = None if within else mean_b.numel()
+        expect = {"m2_a": (ca, ca) if self.full_a else (ca,)}
+        if not within:
+            expect.update(m2_b=(cb, cb) if self.full_b else (cb,), m2_ab=(ca, cb))
+        given = {"m2_a": m2_a, "m2_b": m2_b, "m2_ab": m2_ab}
+        for name, shape in expect.items():
+            got = tuple(given[name].shape)
+            if got != shape:
+                raise InputError(f"{name} has shape {got} but {shape} fits {ca}"
+                                 + ("" if within else f" and {cb}") + " units with this state's full_a/full_b")
+        if self.mean_a is not None and (ca, ca if within else cb) != self.n_units:
+            raise InputError(f"moments of {(ca, ca if within else cb)} units but earlier batches had "
+                             f"{self.n_units}; feed one pair of layers")
+        move = lambda t: None if t is None else t.to(self.device, torch.float64)  # noqa: E731
+        return self._absorb(n_samples, move(mean_a), move(m2_a), move(mean_b), move(m2_b), move(m2_ab))
+
     def _absorb(self, nb: int, mu_a, m2_a, mu_b=None, m2_b=None, m2_ab=None) -> "MomentState":
         """Chan et al.'s pairwise update: fold in the moments of ``nb`` more samples."""
         if nb == 0:

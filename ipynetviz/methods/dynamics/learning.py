@@ -193,9 +193,7 @@ def _centred(t: torch.Tensor) -> tuple:
 def _fold(acc: StreamingMoments, a: tuple, b: tuple) -> None:
     """``acc.update(a, b)`` from ready centred parts: the same Chan update the moments run, without converting
     the final network's batch and recomputing its moments again for every checkpoint and pair."""
-    if acc.within is None:
-        acc._start(a[0], b[0])
-    acc._absorb(a[0].shape[0], a[1], a[2], b[1], b[2], a[0].T @ b[0])
+    acc.update_moments(a[0].shape[0], a[1], a[2], b[1], b[2], a[0].T @ b[0])
 
 
 def _pair(a: torch.Tensor, b: torch.Tensor):
