@@ -60,7 +60,7 @@ def _cached(insp, images, target, layer):
 def _methods_cases():
     """Cases of the methods packages, each imported only if present."""
     import importlib
-    for mod in ("tests.hook_cases_methods", "tests.hook_cases_compression"):
+    for mod in ("tests.hook_cases_methods", "tests.hook_cases_compression", "tests.hook_cases_dynamics"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError:
