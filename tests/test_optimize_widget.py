@@ -35,12 +35,13 @@ def test_each_mode_adds_its_result_to_the_gallery(setup, mode):
 
 def test_the_run_matches_a_direct_method_call(setup):
     from ipynetviz.engine import Unit
-    from ipynetviz.methods.optimize import TV, Blur, visualize
+    from ipynetviz.methods.optimize import TV, Blur, standard_transforms, visualize
     insp, images = setup
     w = ImageOptimizer(insp, images, mode="unit", steps=5, synchronous=True)
     w.layer, w.channel, w.tv, w.blur = "conv2", 3, 0.1, 0.5
     w.run()
-    direct = visualize(insp, Unit("conv2", 3), steps=5, lr=0.05, regularizers=[TV(0.1), Blur(0.5, every=4)])
+    regs = [TV(0.1), Blur(0.5, every=4)] + standard_transforms(insp.input_size[-1])  # transforms are on by default
+    direct = visualize(insp, Unit("conv2", 3), steps=5, lr=0.05, regularizers=regs, param="fourier")
     np.testing.assert_array_equal(w.result.images, direct.images)
     assert "conv2[3] - 0.1*TV" in w.last["caption"]
 
@@ -85,3 +86,33 @@ def test_errors_are_shown_and_the_buttons_work_again(setup):
     assert not w.running and not w.run_button.disabled and w.gallery_size == 0
     with pytest.raises(ValueError, match="image modes need images"):
         ImageOptimizer(insp, None, mode="invert")
+
+
+# ---------------------------------------------------------------- feature visualisation controls (issue 13)
+def test_diversity_facets_compare_and_parametrization_controls(setup):
+    from ipynetviz.methods.optimize import regularizer_sets
+    insp, images = setup
+    w = ImageOptimizer(insp, images, mode="unit", steps=4, synchronous=True)
+    w.layer, w.channel, w.pictures = "conv2", 1, 3
+    w.run()
+    assert w.error.message == "" and w.pictures_shown == 3 and w.gallery_size == 3
+    assert any("Diversity" in r or "diversity" in r for r in w.result.settings["regularizers"])
+    assert w.preview_info.value.count("<li>") == 3
+
+    w.pictures, w.facets = 1, 2
+    w.run()
+    assert w.error.message == "" and len(w.result.members) == 2 and w.fv.clusters.layout.display is None
+    assert "cluster" in w.fv.facet_caption.value and w.fv.facet_view.value[:4] == b"\x89PNG"
+
+    w.facets, w.compare, w.mode = 0, True, "class"
+    w.run()
+    labels = list(regularizer_sets(32))
+    assert w.error.message == "" and w.pictures_shown == len(labels)
+    assert [d.split(":")[0] for d in w.result.descriptions] == labels
+    assert w.fv.clusters.layout.display == "none"
+
+    w.compare, w.param, w.colour, w.transforms = False, "pixels", True, False
+    w.run()
+    assert w.error.message == "" and "decorrelated colour" in w.result.settings["param"]
+    assert not any("Pad" in r for r in w.result.settings["regularizers"])
+    assert hooks_left(insp.model) == [] and all(p.grad is None for p in insp.model.parameters())

@@ -2,7 +2,10 @@
 
 Pick a mode (what a class, a unit or a whole layer wants to see; what a layer remembers of an image; a
 dream; a style; a fooling image), the target (shared with the other views through ``ipynetviz.Selection``),
-the regularizers and the step count, then run. The preview redraws every few steps with a progress bar and
+the parametrization (Fourier 1/f or pixels, decorrelated colour), the regularizers (robustness transforms,
+centre bias, the lecture's sliders) and the step count, then run. Several pictures of one objective are
+pushed apart by a diversity term; facets cluster the images that excite the objective and start one picture
+from each cluster; "compare regularizers" shows the same objective under each regularizer set, labelled. The preview redraws every few steps with a progress bar and
 a stop button; finished (or stopped) pictures collect in a gallery that downloads as one PNG.
 """
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ..methods.optimize import (L2, TV, Blur, ClipNorm, Jitter, LayerNorm, LogPr
 from ..methods.units import input_pictures
 from ..render import tile, to_hwc_uint8, to_png
 from .base import ClickImage, View, dropdown, guarded, hold_models, link_selection, spatial_layers
+from .feature_vis_options import FeatureVisOptions
 
 MODES = ["class", "unit", "layer", "invert", "dream", "style", "adversarial"]
 NEEDS_IMAGE = {"invert", "dream", "style", "adversarial"}
@@ -43,8 +47,11 @@ class ImageOptimizer(View):
 
     Traits: ``mode``, ``layer``, ``channel``, ``target`` (class; None: untargeted attack / predicted),
     ``image_index``, ``style_index``, ``score`` ("logit" or "probability"), ``steps``, ``lr``, ``l2``, ``tv``,
-    ``blur``, ``jitter``, ``clip``, ``eps`` (in grey levels of 255), ``running``, ``steps_done``,
-    ``gallery_size`` and ``last`` (what the last finished run was).
+    ``blur``, ``jitter``, ``clip``, ``eps`` (in grey levels of 255), ``param`` ("fourier" or "pixels"),
+    ``colour`` (decorrelated colour from the images), ``transforms`` (Lucid's robustness set, on by default),
+    ``center_bias``, ``pictures`` (> 1: a diversity batch), ``facets`` (> 0: multifaceted, needs images),
+    ``compare`` (each regularizer set side by side), ``running``, ``steps_done``, ``gallery_size``,
+    ``pictures_shown`` (pictures in the preview) and ``last`` (what the last finished run was).
     """
 
     mode = traitlets.Unicode("class")
@@ -62,6 +69,14 @@ class ImageOptimizer(View):
     jitter = traitlets.Int(0)
     clip = traitlets.Float(0.0)
     eps = traitlets.Float(8.0)
+    param = traitlets.Unicode("fourier")
+    colour = traitlets.Bool(False)
+    transforms = traitlets.Bool(True)
+    center_bias = traitlets.Bool(False)
+    pictures = traitlets.Int(1)
+    facets = traitlets.Int(0)
+    compare = traitlets.Bool(False)
+    pictures_shown = traitlets.Int(0)
     running = traitlets.Bool(False)
     steps_done = traitlets.Int(0)
     gallery_size = traitlets.Int(0)
@@ -85,6 +100,7 @@ class ImageOptimizer(View):
         self.class_names = insp.class_names or [str(i) for i in range(insp.num_classes or 0)]
         start = self.selection.layer if self.selection.layer in self.layers else \
             (insp.conv_layers[-1] if insp.conv_layers else self.layers[-1])
+        self.fv = FeatureVisOptions(insp, self.images)
         self._build_controls(modes, mode, start, steps)
         self._build_pictures()
         sliders = self.sliders
@@ -94,9 +110,11 @@ class ImageOptimizer(View):
             W.HBox([self.image_picker, self.style_picker, self.steps_box]),
             W.HBox([sliders["lr"], sliders["l2"], sliders["tv"]]),
             W.HBox([sliders["blur"], sliders["jitter"], sliders["clip"], sliders["eps"]]),
+            self.fv.box,
             W.HBox([self.run_button, self.stop_button, self.progress]),
             W.HBox([W.VBox([W.HTML("<b>preview</b>"), self.preview, self.preview_info]),
                     W.VBox([W.HTML("<b>gallery</b>"), self.gallery_view, self.gallery_captions, self.save_link])]),
+            self.fv.clusters,
         ]
         self._wire()
         self._show_controls()
@@ -166,7 +184,7 @@ class ImageOptimizer(View):
         for name, widget in (("mode", self.mode_picker), ("layer", self.layer_picker),
                              ("channel", self.channel_picker), ("score", self.score_picker),
                              ("image_index", self.image_picker), ("style_index", self.style_picker),
-                             ("steps", self.steps_box), *self.sliders.items()):
+                             ("steps", self.steps_box), *self.sliders.items(), *self.fv.widgets().items()):
             W.link((widget, "value"), (self, name))
         W.link((self.class_picker, "value"), (self, "target"),
                transform=(lambda v: None if v == -1 else v, lambda v: -1 if v is None else v))
@@ -210,6 +228,8 @@ class ImageOptimizer(View):
                          "invert", "style")), ("jitter", m in ("class", "unit", "layer", "invert", "dream")),
                          ("lr", m != "adversarial"), ("eps", m == "adversarial")):
             self.sliders[name].layout.display = None if on else "none"
+        self.fv.box.layout.display = None if regs else "none"
+        self.fv.facets.layout.display = None if m in ("class", "unit") and self.images is not None else "none"
 
     # ------------------------------------------------------------ running
     def regularizers(self) -> list:
@@ -247,9 +267,12 @@ class ImageOptimizer(View):
                 objective = LogProb(k) if self.score == "probability" else Class(k)
             else:
                 objective = Unit(layer, self.channel) if m == "unit" else LayerNorm(layer)
-            regs = self.regularizers()
-            return lambda cb, cancel: visualize(insp, objective, steps=steps, lr=lr, regularizers=regs,
-                                                callback=cb, callback_every=every, cancel=cancel)
+            target = Class(0 if target is None else target) if m == "class" else Unit(layer, self.channel)
+            s = {"param": self.param, "colour": self.colour, "transforms": self.transforms,
+                 "center_bias": self.center_bias, "pictures": self.pictures,
+                 "facets": self.facets if m != "layer" else 0, "compare": self.compare,
+                 "sliders": self.regularizers()}
+            return self.fv.job(objective, target, None if m == "class" else layer, s, steps, lr, every)
         image = self._image(self.image_index)
         if m == "invert":
             tv, regs = self.tv, [Jitter(self.jitter)] if self.jitter else []
@@ -306,10 +329,23 @@ class ImageOptimizer(View):
         self.steps_done = int(result.steps_done)
         self.progress.value = min(self.progress.max, self.steps_done)
 
+    def _picture(self, result) -> np.ndarray:
+        """The run's pictures in one row (uint8 (H, W, 3)); a single picture as it is."""
+        if len(result.images) == 1:
+            return to_hwc_uint8(result.images[0])
+        return tile(result.images, ncols=min(8, len(result.images)), pad=1)[0]
+
     def _show_preview(self, result) -> None:
-        picture = to_hwc_uint8(result.images[0])
+        picture = self._picture(result)
+        self.preview.scale = max(1.0, PREVIEW * (1 if len(result.images) == 1 else 3) / max(picture.shape[:2]))
         self.preview.set_image(picture)
-        self.preview_info.value = html.escape(self._describe(result))
+        self.pictures_shown = len(result.images)
+        text = self._describe(result)
+        if len(result.images) > 1 and hasattr(result, "descriptions"):
+            labels = "".join(f"<li>{html.escape(d)}</li>" for d in result.descriptions)
+            self.preview_info.value = html.escape(text) + f"<ol style='font-size:11px;margin:0'>{labels}</ol>"
+        else:
+            self.preview_info.value = html.escape(text)
 
     def _describe(self, result) -> str:
         text = f"{self.mode}: step {result.steps_done}"
@@ -335,7 +371,10 @@ class ImageOptimizer(View):
         self.steps_done = int(result.steps_done)
         self.progress.value = min(self.progress.max, self.steps_done)
         caption = self._describe(result) + (" (stopped)" if result.interrupted else "")
-        self.gallery.append((to_hwc_uint8(result.images[0]), caption))
+        for i, image in enumerate(result.images):  # one gallery entry per picture, so sizes match
+            text = caption if len(result.images) == 1 else f"{caption} [{result.descriptions[i]}]"
+            self.gallery.append((to_hwc_uint8(image), text))
+        self.fv.show_clusters(result)
         self._draw_gallery()
         self.last = dict(settings, steps_done=self.steps_done, interrupted=bool(result.interrupted),
                          caption=caption)

@@ -6,6 +6,7 @@ Every optimiser works on pixels in [0, 1] (see :mod:`.space`); class and unit vi
 guard, leaves no hook and no parameter gradient behind, and returns a frozen result.
 """
 from .adversarial import adversarial
+from .compare import compare_regularizers, regularizer_sets
 from .diversity import Diversity
 from .dream import deep_dream
 from .invert import invert
@@ -19,7 +20,7 @@ from .transforms import CenterBias, Pad, RandomRotate, RandomScale, standard_tra
 from .visualize import default_regularizers, visualize
 
 __all__ = [
-    "visualize", "multifaceted", "default_regularizers", "invert", "deep_dream", "style_transfer", "gram", "adversarial",
+    "visualize", "multifaceted", "compare_regularizers", "regularizer_sets", "default_regularizers", "invert", "deep_dream", "style_transfer", "gram", "adversarial",
     "Objective", "TargetTerm", "objective", "LayerNorm", "LogProb", "L2", "TV",
     "ImageOp", "Blur", "Jitter", "ClipNorm", "ClipContribution", "total_variation", "Diversity",
     "Pad", "RandomScale", "RandomRotate", "CenterBias", "standard_transforms",
