@@ -15,7 +15,7 @@ from ipynetviz.engine import Inspector, Selection, hooks_left
 from ipynetviz.engine.errors import InputError, LayerNotFoundError
 from ipynetviz.methods.units import filters, input_pictures, top_patches
 from ipynetviz.render import overlay
-from ipynetviz.render.heatmap import colorbar, line_plot, matrix_picture, nice_ticks
+from ipynetviz.render.heatmap import colorbar, matrix_picture, nice_ticks
 from ipynetviz.widgets.correspondence_matrix import CorrespondenceMatrix
 from ipynetviz.widgets.correspondence_parts import activation_layers, unit_layers
 from tests.conftest import small_cnn
@@ -280,17 +280,6 @@ def test_render_heatmap_parts():
     assert tuple(pic[0, 0]) == tuple(colorbar("rdbu", length=256)[0, 0])  # +1: the bar's top colour
     with pytest.raises(ValueError, match="2-D"):
         matrix_picture(np.zeros(3))
-    plot = line_plot({"flat": np.full(11, 0.5)}, size=(200, 120), ylim=(0, 1), colors=[(255, 0, 0)])
-    red = np.all(plot == (255, 0, 0), axis=2)
-    ys = np.flatnonzero(red[:, 60])  # the line at y = 0.5 crosses column 60 (left of the legend) at mid-height
-    top, bottom = 8, 120 - 18
-    assert ys.size and abs(ys.mean() - (top + bottom) / 2) <= 1.5
-    # stretched series: a 3-value and a 9-value series both end at the right edge of the frame
-    plot = line_plot({"a": [0.7, 0.7, 0.7], "b": np.full(9, 0.3)}, size=(200, 120), x_fraction=True,
-                     colors=[(255, 0, 0), (0, 0, 255)])
-    for rgb in ((255, 0, 0), (0, 0, 255)):
-        xs = np.flatnonzero(np.all(plot == rgb, axis=2).any(axis=0))
-        assert xs.min() <= 34 + 2 and xs.max() >= 200 - 10 - 2
     assert nice_ticks(0, 127).tolist() == [0, 25, 50, 75, 100, 125]
     assert nice_ticks(-0.1, 1.0).tolist() == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
 
