@@ -193,8 +193,12 @@ def test_layer_grid_and_its_click(widget, nets, images):
         assert g.cka[i, i] == pytest.approx(want, abs=1e-6)
     np.testing.assert_allclose(widget.grid_plot.mark.color, g.cka)
     assert widget.grid_plot.figure.layout.visibility == "visible"
+    bar = widget.grid_plot.colorbar  # the grid's colour scale, named
+    assert (bar.cmap, bar.lo, bar.hi) == ("viridis", 0.0, 1.0) and bar.meaning.startswith("linear CKA")
+    assert bar in widget.grid_plot.box.children
     widget.grid_measure = "svcca"
     np.testing.assert_allclose(widget.grid_plot.mark.color, g.svcca)
+    assert bar.meaning.startswith("mean SVCCA")
     widget.grid_plot.click(2, 1)  # row relu3 of A, column relu2 of B
     assert (widget.layer_a, widget.layer_b) == ("relu3", "relu2")
     assert (widget.result.layer_a, widget.result.layer_b) == ("relu3", "relu2")

@@ -174,7 +174,7 @@ class ActivationBrowser(View):
             self.patch_view.set_image(np.full((8, 8, 3), 255, np.uint8))
             return
         crops = self.top.crops(self.channel)
-        pic, layout = tile(list(crops), ncols=min(len(crops), 9), scale=scale_for(crops.shape[-1], 40), pad=2)
+        pic, layout = tile(list(crops), ncols=min(len(crops), 5), scale=scale_for(crops.shape[-1], 40), pad=2)  # beside the map
         self.patch_view.set_image(pic, layout)
 
     # ------------------------------------------------------------ clicks

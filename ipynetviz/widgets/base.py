@@ -375,6 +375,11 @@ class FrontendSynced:
         return super()._repr_mimebundle_(**kwargs)
 
 
+# ipywidgets gives every HTML widget the controls' 28 px line height: info text of two or more lines then reads
+# double-spaced. Text inside our views gets normal spacing (the rule travels with each view; repeats are harmless).
+VIEW_CSS = "<style>.ipynetviz-view .widget-html-content { line-height: 1.45; }</style>"
+
+
 class View(FrontendSynced, W.VBox):
     """Base of every ipynetviz widget: a shared selection, an error area, a status line, latest-wins work.
 
@@ -393,7 +398,8 @@ class View(FrontendSynced, W.VBox):
         self.status.add_class("t-status")
         self.body = W.VBox([])
         self.frontend_sync = FrontendSync(self)
-        super().__init__([self.body, self.status, self.error, self.frontend_sync], **kw)
+        self.css = W.HTML(VIEW_CSS, layout=W.Layout(display="none"))
+        super().__init__([self.body, self.status, self.error, self.frontend_sync, self.css], **kw)
         self.add_class("ipynetviz-view")
         if css_class:
             self.add_class(css_class)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..render import to_data_url
 from ..render.heatmap import colorbar
+from .base import ColorBar
 
 
 def matching_of(corr, mode: str):
@@ -125,22 +126,27 @@ class LayerGridPlot:
             font_style={"font-size": "11px", "fill": "white"})
         self.mark.on_element_click(self._on_click)
         sc = self.mark.scales
-        self.figure = bq.Figure(marks=[self.mark], title="layer × layer similarity",
+        # no hover toolbar: on a figure this small it covered the title
+        self.figure = bq.Figure(marks=[self.mark], title="layer × layer similarity", display_toolbar=False,
                                 axes=[bq.Axis(scale=sc["row"], side="left", label="net A"),
                                       bq.Axis(scale=sc["column"], label="net B")],
                                 fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 10},
                                 layout=W.Layout(width="360px", height="280px", visibility="hidden"))
+        self.colorbar = ColorBar(width=280, css_class="t-correspondence-grid-colorbar")
+        self.colorbar.layout.margin = "0 0 0 70px"  # under the grid's cells
         self.figure.add_class("t-correspondence-grid")  # hidden until computed: no grid of NaN labels
         self.picker = W.ToggleButtons(options=[("CKA", "cka"), ("SVCCA", "svcca")], value="cka",
                                       style={"button_width": "72px"})
         self.picker.add_class("t-correspondence-grid-measure")
         self.info = W.HTML("computing…" if shown else "no layer × layer grid (grid=False, or one layer each)")
         self.info.add_class("t-correspondence-grid-info")
-        self.box = W.VBox([self.picker, self.figure, self.info] if shown else [self.info])
+        self.box = W.VBox([self.picker, self.figure, self.colorbar, self.info] if shown else [self.info])
 
     def draw(self, result, measure: str) -> None:
         self.result = result
         self.mark.color = result.cka if measure == "cka" else result.svcca
+        self.colorbar.show("viridis", 0.0, 1.0, "linear CKA (1: equal up to rotation)" if measure == "cka"
+                           else "mean SVCCA correlation")
         self.figure.layout.visibility = "visible"
         self.info.value = (f"{'linear CKA' if measure == 'cka' else 'mean SVCCA correlation'} over "
                            f"{result.n_images} images (maps of different sizes average-pooled to the smaller); "

@@ -3,7 +3,8 @@
 The image strip and layer list with every feature map (ActivationBrowser), the selected unit's guided backprop
 or deconvnet (NeuronPicker), the selected image's occlusion map (OcclusionExplorer), and the layer's filters with
 the unit's own outlined (FilterGrid); the browser also shows the unit's top patches. All share one Selection, so
-a click anywhere moves every panel. Laid out with ipywidgets' TwoByTwoLayout for a 1280 x 800 projector.
+a click anywhere moves every panel. Laid out with ipywidgets' TwoByTwoLayout to fit a 1280 x 800 projector with the
+page's margins (1240 x 760).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .filter_grid import FilterGrid
 from .neuron_picker import NeuronPicker
 from .occlusion_explorer import OcclusionExplorer
 
-WIDTH, HEIGHT = 1280, 800
+WIDTH, HEIGHT = 1240, 760  # a 1280 x 800 screen less the page's margins
 
 
 class Dashboard(FrontendSynced, W.VBox):

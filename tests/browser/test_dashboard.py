@@ -25,6 +25,33 @@ CELLS = [
 ]
 
 
+# visible elements reaching more than 1 px past the panel (grid cell) that holds them
+OVERFLOW = """(() => {
+  const out = [];
+  const grid = document.querySelector('.t-dashboard .widget-gridbox');
+  const g = grid.getBoundingClientRect();
+  if (grid.scrollHeight > grid.clientHeight + 1 || grid.scrollWidth > grid.clientWidth + 1)
+    out.push(`the grid scrolls: ${grid.scrollWidth} x ${grid.scrollHeight} in ${grid.clientWidth} x ${grid.clientHeight}`);
+  for (const cell of grid.children) {
+    const c = cell.getBoundingClientRect();
+    if (c.right > g.right + 1 || c.bottom > g.bottom + 1)
+      out.push(`cell ${Math.round(c.left)}-${Math.round(c.right)} x ${Math.round(c.top)}-${Math.round(c.bottom)} past the grid`);
+    for (const e of cell.querySelectorAll('*')) {
+      if (e.offsetParent === null) continue;
+      const r = e.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      if (r.right > c.right + 1 || r.bottom > c.bottom + 1 || r.left < c.left - 1) {
+        const name = (e.className && e.className.baseVal === undefined ? e.className : e.tagName) || e.tagName;
+        out.push(`${name}: ${Math.round(r.left)}-${Math.round(r.right)} x ${Math.round(r.top)}-${Math.round(r.bottom)}`
+                 + ` in cell ${Math.round(c.left)}-${Math.round(c.right)} x ${Math.round(c.top)}-${Math.round(c.bottom)}`);
+        if (out.length > 12) return out;
+      }
+    }
+  }
+  return out;
+})()"""
+
+
 def test_dashboard_click_a_unit_every_panel_follows(voila):
     page = voila(CELLS, wait_for=".t-state-maps", timeout=240)
     page.set_viewport_size({"width": 1280, "height": 800})
@@ -60,12 +87,15 @@ def test_dashboard_click_a_unit_every_panel_follows(voila):
                 ".t-activations-colorbar", ".t-filtergrid-colorbar"):
         assert page.locator(f"{css} .ipynetviz-colorbar").count() == 1, css
     size = page.evaluate("(() => { const r = document.querySelector('.t-dashboard').getBoundingClientRect();"
-                         " return {width: r.width, height: r.height}; })()")
-    assert size["width"] <= 1280, size
+                         " return {width: r.width, height: r.height, right: r.right, bottom: r.bottom}; })()")
+    assert size["right"] <= 1280 and size["bottom"] <= 800, size  # on screen whole, without scrolling
     # no control shows a truncated label (text wider than its button)
     clipped = page.evaluate("""Array.from(document.querySelectorAll('.t-dashboard button'))
       .filter(b => b.offsetParent !== null && b.scrollWidth > b.clientWidth + 1).map(b => b.innerText)""")
     assert clipped == [], clipped
+    # nothing sticks out of its panel, and no panel needs scrolling: the page fits a 1280 x 800 projector
+    overflow = page.evaluate(OVERFLOW)
+    assert overflow == [], overflow
     print("dashboard box", json.dumps(size))
     page.session.screenshot("after")
     assert_no_error_text(page)
