@@ -250,7 +250,7 @@ def test_bad_input_names_the_fix_and_leaves_no_hook():
 
 # ---------------------------------------------------------------- the trained teaching model
 def test_default_class_pictures_are_classified_and_smoother_than_pixel_ascent():
-    from benchmarks.bench_feature_vis import high_frequency_fraction
+    from ipynetviz.methods.optimize import high_frequency_fraction
     insp = nv.zoo.load("shapes-cnn", device="cpu")
     objs = [LogProb(k) for k in (0, 3, 7)]
     default = visualize(insp, objs, steps=48)

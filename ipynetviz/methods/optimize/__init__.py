@@ -13,7 +13,8 @@ from .invert import invert
 from .multifaceted import MultifacetedResult, multifaceted
 from .objectives import L2, TV, LayerNorm, LogProb, Objective, TargetTerm, objective
 from .param import Fourier, Parametrization, Pixels, colour_covariance
-from .regularizers import Blur, ClipContribution, ClipNorm, ImageOp, Jitter, total_variation
+from .regularizers import (Blur, ClipContribution, ClipNorm, ImageOp, Jitter, high_frequency_fraction,
+                           total_variation)
 from .results import AdversarialResult, DreamResult, InversionResult, OptimizationResult, StyleResult
 from .style import gram, style_transfer
 from .transforms import CenterBias, Pad, RandomRotate, RandomScale, standard_transforms
@@ -22,7 +23,8 @@ from .visualize import default_regularizers, visualize
 __all__ = [
     "visualize", "multifaceted", "compare_regularizers", "regularizer_sets", "default_regularizers", "invert", "deep_dream", "style_transfer", "gram", "adversarial",
     "Objective", "TargetTerm", "objective", "LayerNorm", "LogProb", "L2", "TV",
-    "ImageOp", "Blur", "Jitter", "ClipNorm", "ClipContribution", "total_variation", "Diversity",
+    "ImageOp", "Blur", "Jitter", "ClipNorm", "ClipContribution", "total_variation",
+    "high_frequency_fraction", "Diversity",
     "Pad", "RandomScale", "RandomRotate", "CenterBias", "standard_transforms",
     "Parametrization", "Pixels", "Fourier", "colour_covariance",
     "OptimizationResult", "MultifacetedResult", "InversionResult", "StyleResult", "DreamResult", "AdversarialResult",

@@ -191,6 +191,36 @@ def total_variation(images) -> np.ndarray:
     return (dx.sum(1) + dy.sum(1)) / (dx.shape[1] + dy.shape[1])
 
 
+def high_frequency_fraction(images) -> np.ndarray:
+    """Share of a picture's spectral power above half the Nyquist frequency, per image.
+
+    The grey picture (mean over channels, its mean removed) is Fourier transformed; the power at radial
+    frequencies above 0.25 cycles per pixel is divided by the total. Natural pictures put little power there
+    (the shapes test images: about 0.07); gradient-ascent noise puts a lot (0.3-0.5). Used to compare
+    parametrizations and regularizers (issue 13, ``benchmarks/bench_feature_vis.py``).
+
+    Args:
+        images: uint8 (N, C, H, W) or float pixels.
+
+    Returns:
+        float64 array (N,).
+
+    Example:
+        >>> checker = np.indices((8, 8)).sum(0) % 2 * 255
+        >>> high_frequency_fraction(checker[None, None].astype(np.uint8)).round(3).tolist()
+        [1.0]
+    """
+    a = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if a.ndim == 3:
+        a = a[None]
+    grey = a.astype(np.float64).mean(1)
+    grey = grey - grey.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(grey)) ** 2
+    h, w = grey.shape[-2:]
+    f = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None, :] ** 2)
+    return power[:, f > 0.25].sum(1) / np.maximum(power.reshape(len(grey), -1).sum(1), 1e-12)
+
+
 def split_regularizers(regularizers) -> tuple[list, list[ImageOp]]:
     """Separate penalty objectives (subtracted from the objective) from picture operations."""
     from .objectives import Objective

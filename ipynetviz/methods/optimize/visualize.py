@@ -68,10 +68,13 @@ def visualize(insp, objective: Any, steps: int = 128, lr: float = 0.05, regulari
             and a sigmoid), ``"pixels"`` (pixels in [0, 1], clamped), or a :class:`~.param.Parametrization`
             such as ``Fourier(colour=images)`` (decorrelated colour from the data's covariance).
 
-    The defaults (Fourier, the standard transforms, 128 steps, lr 0.05) were chosen by measurement on the
-    teaching models (shapes-cnn, ``benchmarks/bench_feature_vis.py``): every class picture reaches a softmax
-    probability >= 0.99 with ``LogProb`` and its high-frequency power fraction is well below plain pixel
-    ascent's (see the README's table); pixels with no regularizer give saturated noise.
+    The defaults (``Fourier()``: decay 2, no colour decorrelation as the inspector does not know its data;
+    :func:`default_regularizers`: pad, jitter, scale 0.9-1.1, rotation +-10 degrees; 128 steps; lr 0.05) were
+    chosen by measurement on shapes-cnn (``benchmarks/bench_feature_vis.py``, README table): all 10 class
+    pictures reach softmax probability >= 0.999 with ``LogProb``, and the share of spectral power above
+    half-Nyquist is 0.02 for classes and 0.11 for conv4 units (Lucent's defaults: 0.15 and 0.15; plain pixel
+    ascent: 0.46; the test images: 0.07). Pass ``param="pixels", regularizers=None`` for Simonyan et al.'s
+    plain ascent.
 
     Returns:
         An :class:`OptimizationResult`; ``result.images`` are uint8 (N, C, H, W).
