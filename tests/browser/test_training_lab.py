@@ -1,4 +1,5 @@
-"""TrainingLab in Voila: Start draws a curve and redraws the filters; Pause and Stop work; no error text."""
+"""TrainingLab in Voila: Start draws a curve and redraws the filters; Pause and Stop work; the gradient histograms
+show every layer by name; a click on the layer list moves the lab's layer; no error text."""
 import pytest
 
 from tests.browser.harness import assert_no_error_text, wait_state
@@ -12,7 +13,7 @@ CELLS = [
     "from ipynetviz.widgets.base import StateProbe\n"
     "lab = TrainingLab('digits-cnn', epochs=40, n_train=256, batch_size=32, n_test=64, interval=0.3,\n"
     "                  optimizer='adam', lr=3e-3)\n"
-    "display(lab, StateProbe(lab, ['state', 'step', 'points', 'draws']))",
+    "display(lab, StateProbe(lab, ['state', 'step', 'points', 'draws', 'layer']))",
 ]
 
 
@@ -43,4 +44,10 @@ def test_start_draws_curves_and_filters_then_pause_and_stop(voila):
     final = wait_state(page, lambda s: s["state"] == "stopped", timeout=60)
     assert 0 < final["step"] < 40 * 8
     page.session.screenshot("stopped")
+    titles = page.locator(".t-training-grad-histograms .mainheading").evaluate_all(
+        "ts => ts.map(t => (t.textContent || '').trim())")
+    assert titles == ["conv1", "conv2", "conv3", "conv4", "fc"]
+    page.locator(".t-training-layer-list button", has_text="conv3").click()
+    wait_state(page, lambda s: s["layer"] == "conv3")
+    page.session.screenshot("layer-conv3")
     assert_no_error_text(page)
