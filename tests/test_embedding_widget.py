@@ -56,6 +56,13 @@ def test_points_are_the_embedding_of_the_layer(insp, data):
     assert "square (18)" in w.legend.value and "trustworthiness" in w.summary.value
     ratio = ref.explained_variance_ratio
     assert w.x_axis.label == f"PC1 ({100 * ratio[0]:.1f}% of the variance)" and w.y_axis.label.startswith("PC2 (")
+    # round tick values, at least two, inside the drawn extent (not bqplot's odd ones such as 0.0061)
+    for axis, scale in ((w.x_axis, w.x_scale), (w.y_axis, w.y_scale)):
+        ticks = np.asarray(axis.tick_values)
+        assert len(ticks) >= 2 and scale.min < ticks.min() and ticks.max() < scale.max
+        step = np.diff(ticks)[0]
+        mantissa = step / 10 ** np.floor(np.log10(step))
+        assert np.allclose(np.diff(ticks), step) and min(abs(mantissa - m) for m in (1, 2, 2.5, 5)) < 1e-6
 
 
 def test_click_selects_the_image_thumbnail_marker_and_neighbours(insp, data):

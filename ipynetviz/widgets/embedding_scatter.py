@@ -18,6 +18,7 @@ from ..engine.errors import InputError
 from ..methods.embedding import embed, embed_pixels
 from ..methods.units import input_pictures
 from ..render import resize, to_hwc_uint8, to_png
+from ..render.heatmap import nice_ticks
 from .base import View, dropdown, guarded, link_selection
 from .embedding_details import EmbeddingDetails
 
@@ -160,14 +161,15 @@ class EmbeddingScatter(EmbeddingDetails, View):
         self.brush = bq.interacts.BrushSelector(x_scale=self.x_scale, y_scale=self.y_scale, marks=[self.scatter],
                                                 color="#888")
         self.lasso = bq.interacts.LassoSelector(x_scale=self.x_scale, y_scale=self.y_scale, marks=[self.scatter])
-        # axes only say what the directions are (PC1 / PC2 with their share of the variance; nothing for t-SNE,
-        # whose axes carry no meaning); tick values would only invite reading them
-        self.x_axis = bq.Axis(scale=self.x_scale, label="", label_offset="18px")
-        self.y_axis = bq.Axis(scale=self.y_scale, orientation="vertical", label="",
-                              label_offset="18px")
+        # the axes say what the directions are: PC1 / PC2 with their share of the variance and a few compact tick
+        # values; for t-SNE, whose axes carry no meaning, a sentence and no ticks. The margins leave the tick
+        # values and the axis labels room apart (they overlapped at 30 px)
+        self.x_axis = bq.Axis(scale=self.x_scale, label="", label_offset="34px", tick_format=".2~g")
+        self.y_axis = bq.Axis(scale=self.y_scale, orientation="vertical", label="", label_offset="52px",
+                              tick_format=".2~g")
         self.figure = bq.Figure(marks=[self.scatter, self.marker], axes=[self.x_axis, self.y_axis],
                                 padding_x=0.05, padding_y=0.05,
-                                fig_margin={"top": 10, "bottom": 30, "left": 30, "right": 10},
+                                fig_margin={"top": 10, "bottom": 45, "left": 70, "right": 10},
                                 layout=W.Layout(width="520px", height="480px"), animation_duration=0)
         self.figure.add_class("t-embedding-plot")
 
@@ -298,9 +300,13 @@ class EmbeddingScatter(EmbeddingDetails, View):
             lo, hi = coords.min(axis=0), coords.max(axis=0)
             half = np.maximum((hi - lo) / 2, 1e-9)
             mid = (hi + lo) / 2
-            for scale, m, h in ((self.x_scale, mid[0], half[0]), (self.y_scale, mid[1], half[1])):
+            for scale, axis, m, h in ((self.x_scale, self.x_axis, mid[0], half[0]),
+                                      (self.y_scale, self.y_axis, mid[1], half[1])):
                 with scale.hold_sync():
                     scale.min, scale.max = float(m - h), float(m + h)
+                # round values strictly inside the extent (bqplot's own ticks would fall at odd values like 0.0061)
+                ticks = [t for t in nice_ticks(m - h, m + h, 5) if m - h + 0.05 * h < t < m + h - 0.05 * h]
+                axis.tick_values = np.asarray(ticks, dtype=np.float64)
         with self.scatter.hold_sync():
             self.scatter.x, self.scatter.y = coords[:, 0], coords[:, 1]
 
