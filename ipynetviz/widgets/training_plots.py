@@ -181,6 +181,7 @@ class LayerHistograms:
         self.figures: dict[str, bq.Figure] = {}
         self.lines: dict[str, bq.Lines] = {}
         self.shown: int | None = None
+        self._row: dict | None = None
         self.box = W.HBox([W.HTML(f"<i>{html.escape(label)} histograms per layer appear after the first step</i>")],
                           layout={"flex_flow": "row wrap"})
         self.box.add_class(f"t-training-{key}-histograms")
@@ -199,11 +200,12 @@ class LayerHistograms:
 
     def update(self, row: dict | None) -> None:
         """Draw record ``row`` (``history.histograms[i]``); rows without this histogram (step 0) are skipped."""
-        if not row:
+        if not row or row is self._row:  # the same record again (views redraw more often than layers record)
             return
         names = [k for k in row if k != "step" and self.key in row[k]]
         if not names:
             return
+        self._row = row
         if list(self.figures) != names:
             self.figures, self.lines = {}, {}
             for name in names:
