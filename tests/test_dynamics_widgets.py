@@ -156,3 +156,30 @@ def test_transfer_plot_draws_a_given_result():
                             batch_size=20)
     view = TransferPlot(result=r, synchronous=True)
     assert view.state == "done" and view.networks == 6 and len(view.points.x) == 4
+
+
+def test_transfer_plot_keeps_finished_networks_when_one_fails():
+    from ipynetviz.widgets.transfer_plot import TransferPlot
+    broken = []
+
+    class Net(nn.Module):  # _tnet, whose forward fails once `broken` is set (an injected crash)
+        def __init__(self, k):
+            super().__init__()
+            self.body = _tnet(k)
+
+        def forward(self, x):
+            if broken:
+                raise RuntimeError("injected")
+            return self.body(x)
+    view = TransferPlot((_tdata(), _tdata(40, 1)), ([0, 1], [2, 3]), n_layers=[1], model=Net, epochs=1,
+                        batch_size=20, synchronous=True)
+    orig = view._show
+
+    def show(result):
+        orig(result)
+        if len(result.records) == 3:
+            broken.append(True)
+    view._show = show
+    view.start()
+    assert view.state == "failed" and view.networks == 3 and len(view.points.x) == 1
+    assert "after 3 finished networks" in view.error.message and "injected" in view.error.message

@@ -17,6 +17,7 @@ import numpy as np
 import traitlets
 
 from ..engine.control import Stop
+from ..engine.errors import PartialResultError
 from ..methods.dynamics import CONDITIONS, PAPER_FIG2, transfer_experiment
 from ..render import tile
 from .base import ClickImage, View
@@ -52,7 +53,7 @@ class TransferPlot(View):
         result: a finished :class:`~ipynetviz.methods.dynamics.TransferResult` to draw (no training).
         selection, synchronous: as for every view.
 
-    Traits: read-outs ``state`` ("idle", "running", "done", "stopped"), ``networks`` (finished so far),
+    Traits: read-outs ``state`` ("idle", "running", "done", "stopped", "failed"), ``networks`` (finished so far),
     ``selected`` (index of the clicked network in ``result.records``, -1 for none). ``result`` is the last
     :class:`~ipynetviz.methods.dynamics.TransferResult`.
 
@@ -128,7 +129,14 @@ class TransferPlot(View):
             self.progress.max, self.progress.value = total, done
 
         def job(ticket):
-            return transfer_experiment(**args, cancel=Stop(ticket, stop), progress=progress, callback=ticket.emit)
+            try:
+                return transfer_experiment(**args, cancel=Stop(ticket, stop), progress=progress,
+                                           callback=ticket.emit)
+            except PartialResultError as err:  # a network failed: the finished ones stay drawn, the error shows
+                if err.partial is not None:
+                    self._show(err.partial)
+                self.state = "failed"
+                raise
         return self.submit(job, on_result=self._show, on_partial=self._show, busy="training networks…")
 
     def stop(self) -> None:
