@@ -117,6 +117,25 @@ def demo_copy() -> Path:
     return dest
 
 
+def server_command(port: int, token: str, root: Path) -> list[str]:
+    """The JupyterLab server the demo runs (Lab, Notebook 7 and Voila as server extensions), quiet at start-up.
+
+    The token goes to IdentityProvider.token. A "ServerApp.token config is deprecated" DeprecationWarning at start-up
+    still came from notebook_shim (Notebook 7's server part, installed by the test extras), which reads every
+    ServerApp attribute, the deprecated token included; voila's __init__ turns traitlets' DeprecationWarnings on
+    ("default"), so an environment filter cannot hide it. Here, after voila's filter is in place, traitlets'
+    DeprecationWarnings go back to Python's default (hidden): they are for the authors of the packages that raise
+    them, not for someone opening the tour.
+    """
+    start = ("import sys, warnings; import voila; warnings.filterwarnings('ignore', category=DeprecationWarning, "
+             "module='traitlets'); from jupyterlab.labapp import main; sys.exit(main())")
+    cmd = [str(PY), "-c", start, "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+    if IS_ROOT:
+        cmd.append("--allow-root")
+    return cmd
+
+
 def demo() -> None:
     ensure_installed("demo")
     demo_copy()
@@ -128,12 +147,7 @@ def demo() -> None:
     print(f"\n    {url}\n", flush=True)
     say("and the linked dashboard as a Voila app (for a projector, 1280 x 800):")
     print(f"\n    {app}\n", flush=True)
-    # The token goes to IdentityProvider.token. A "ServerApp.token config is deprecated" line at start-up comes from
-    # notebook_shim (Notebook 7's server part, installed by the test extras) reading every ServerApp attribute.
-    cmd = [PY, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={DEMO_DIR}"]
-    if IS_ROOT:
-        cmd.append("--allow-root")
+    cmd = server_command(port, token, DEMO_DIR)
     os.execv(str(PY), [str(c) for c in cmd])
 
 

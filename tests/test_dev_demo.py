@@ -33,3 +33,30 @@ def test_the_demo_copy_is_ignored_by_git():
     out = subprocess.run(["git", "check-ignore", ".demo/notebooks/tour.ipynb"], cwd=REPO, capture_output=True,
                          text=True)
     assert out.returncode == 0, "the demo's working copy must be git-ignored"
+
+
+def test_the_demo_server_starts_without_warnings(tmp_path):
+    """What `demo` prints before the server runs: no DeprecationWarning (notebook_shim's "ServerApp.token config is
+    deprecated", or traitlets' own, which voila turns on)."""
+    import os
+    import signal
+    import sys
+    import time
+
+    dev = load_dev(tmp_path)
+    cmd = dev.server_command(dev.free_port(0), "t0ken", tmp_path)
+    cmd[0] = sys.executable
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines, deadline = [], time.time() + 180
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "is running at" in line or time.time() > deadline:
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    out = "".join(lines)
+    assert "is running at" in out, out[-3000:]
+    assert "Warning" not in out, out
