@@ -1,14 +1,12 @@
 """Where the optimised picture lives: pixel space, settings checks and interruption.
 
 Every optimiser in this package works on **pixels in [0, 1]** (the picture a person sees) and maps them to
-model input with the inspector's normalisation, ``x = (p - mean) / std``. Why this parameterisation and not a
-decorrelated Fourier one (Lucid): the teaching networks are small (32-64 px inputs), the lecture's
-regularizers (blur, jitter, pixel clipping, total variation) and the adversarial budget (eps = 8/255) are
-all defined on pixels, and the optimiser is Adam, whose per-coordinate step size ``lr`` is then in pixel
-units whatever the scale of the objective. Clamping to [0, 1] after every step keeps the picture a valid
-image. For the high-frequency patterns that plain pixel ascent produces, the regularizers are the cure the
-lecture teaches (Yosinski et al. 2015), so they stay visible as separate knobs instead of being baked into
-a parameterisation.
+model input with the inspector's normalisation, ``x = (p - mean) / std``. The lecture's regularizers (blur,
+jitter, pixel clipping, total variation) and the adversarial budget (eps = 8/255) are all defined on pixels,
+and Adam's step size ``lr`` is then in pixel units whatever the scale of the objective. Clamping to [0, 1]
+after every step keeps the picture a valid image. Class and unit visualisation may instead move another
+parametrization of the same pixels (a 1/f-scaled Fourier spectrum, decorrelated colour; :mod:`.param`),
+which maps to pixels and back exactly, so every regularizer still acts on pixels.
 """
 from __future__ import annotations
 
