@@ -70,3 +70,44 @@ def test_run_preview_stop_and_gallery(voila):
     assert read_state(page)["steps_done"] == 12
     page.session.screenshot("gallery")
     assert_no_error_text(page)
+
+
+FV_CELLS = [CELLS[0].replace("['mode', 'steps', 'running', 'steps_done', 'gallery_size', 'last']",
+                             "['mode', 'steps', 'running', 'steps_done', 'gallery_size', 'last', 'pictures', "
+                             "'facets', 'compare', 'pictures_shown']")]
+
+
+def test_diversity_facets_and_compare_regularizers(voila):
+    """Issue 13: a diversity batch, multifaceted pictures with their image clusters, and the labelled comparison."""
+    page = voila(FV_CELLS, wait_for=".t-state")
+    set_steps(page, 8)
+    box = page.locator(".t-optimizer-pictures input")
+    box.fill("3")
+    box.press("Enter")
+    wait_state(page, lambda s: s["pictures"] == 3, timeout=20)
+    page.locator(".t-optimizer-run").click()
+    wait_state(page, lambda s: not s["running"] and s["pictures_shown"] == 3 and s["gallery_size"] == 3, timeout=60)
+    assert page.locator(".t-optimizer-info li").count() == 3
+
+    box.fill("1")
+    box.press("Enter")
+    page.locator(".t-optimizer-mode button", has_text="unit").click()
+    facets = page.locator(".t-optimizer-facets input")
+    facets.fill("2")
+    facets.press("Enter")
+    wait_state(page, lambda s: s["mode"] == "unit" and s["facets"] == 2 and s["pictures"] == 1, timeout=20)
+    page.locator(".t-optimizer-run").click()
+    wait_state(page, lambda s: not s["running"] and s["pictures_shown"] == 2 and s["gallery_size"] == 5, timeout=60)
+    page.locator(".t-optimizer-facet-clusters").wait_for(state="visible", timeout=20000)
+    assert "cluster" in page.locator(".t-optimizer-facet-caption").inner_text()
+
+    facets.fill("0")
+    facets.press("Enter")
+    page.locator(".t-optimizer-compare input").check()
+    wait_state(page, lambda s: s["compare"] and s["facets"] == 0, timeout=20)
+    page.locator(".t-optimizer-run").click()
+    wait_state(page, lambda s: not s["running"] and s["pictures_shown"] == 5 and s["gallery_size"] == 10, timeout=90)
+    info = page.locator(".t-optimizer-info").inner_text()
+    assert "Simonyan" in info and "Nguyen" in info
+    page.session.screenshot("compare")
+    assert_no_error_text(page)
