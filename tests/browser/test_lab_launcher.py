@@ -94,7 +94,8 @@ def test_notebook7_help_menu_copies_the_tour_and_opens_it(chromium, tmp_path):
         with page.context.expect_page() as opened:  # Notebook 7 opens a notebook in a new browser tab
             item.click()
         tab = opened.value
-        tab.wait_for_url("**/notebooks/class/tour.ipynb*", wait_until="commit")  # opened; no need to load it
+        # opened (no need to load it); the copy request comes first, slow on a loaded machine
+        tab.wait_for_url("**/notebooks/class/tour.ipynb*", wait_until="commit", timeout=120_000)
         assert (root / "class" / "tour.ipynb").read_bytes() == TOUR
         tab.close()
         assert nb7.our_console_errors() == []
