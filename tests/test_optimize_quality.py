@@ -38,8 +38,10 @@ def _clean(insp):
 
 def test_class_visualisations_are_classified_and_regularizers_smooth_them(shapes):
     insp, _, _ = shapes
-    plain = visualize(insp, [LogProb(k) for k in range(10)], steps=32, lr=0.05)
-    smooth = visualize(insp, [LogProb(k) for k in range(10)], steps=32, lr=0.05, regularizers=[TV(0.005), Jitter(2)])
+    # pixel ascent, as the lecture shows it (visualize's defaults are the Fourier parametrization + transforms)
+    plain = visualize(insp, [LogProb(k) for k in range(10)], steps=32, lr=0.05, param="pixels", regularizers=None)
+    smooth = visualize(insp, [LogProb(k) for k in range(10)], steps=32, lr=0.05, param="pixels",
+                       regularizers=[TV(0.005), Jitter(2)])
     p_plain = insp.predict(plain.input)[0].diag().numpy()
     p_smooth = insp.predict(smooth.input)[0].diag().numpy()
     tv_plain, tv_smooth = total_variation(plain.images), total_variation(smooth.images)

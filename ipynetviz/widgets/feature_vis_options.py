@@ -16,6 +16,7 @@ from ..render import tile
 
 PARAMS = [("Fourier 1/f (Olah)", "fourier"), ("pixels", "pixels")]
 MAX_FACET_IMAGES = 2000  # multifaceted searches at most this many of the given images
+DIVERSITY_WEIGHT = 20.0  # see Diversity's docstring: weight 2 did nothing measurable on shapes-cnn, 20 did
 
 
 class FeatureVisOptions:
@@ -82,9 +83,9 @@ class FeatureVisOptions:
         return regs
 
     def diversity_layer(self, layer: str | None) -> str:
-        """A middle layer for the Gram matrices: the chosen layer, or the middle conv layer for classes."""
+        """An early-middle conv layer for the Gram matrices (style, not content): conv2 of a 4-conv net."""
         convs = self.insp.conv_layers
-        return layer if layer else convs[len(convs) // 2]
+        return convs[(len(convs) - 1) // 2] if convs else layer
 
     def job(self, objective, target, layer, s: dict, steps: int, lr: float, every: int):
         """``fn(callback, cancel) -> result`` for these settings (``s``: the trait values)."""
@@ -103,7 +104,7 @@ class FeatureVisOptions:
         batch = None
         if s["pictures"] > 1:
             batch = s["pictures"]
-            regs = regs + [Diversity(self.diversity_layer(layer))]
+            regs = regs + [DIVERSITY_WEIGHT * Diversity(self.diversity_layer(layer))]
         return lambda cb, cancel: visualize(insp, objective, regularizers=regs, param=param, batch=batch,
                                             callback=cb, cancel=cancel, **common)
 

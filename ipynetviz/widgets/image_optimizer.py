@@ -5,8 +5,9 @@ dream; a style; a fooling image), the target (shared with the other views throug
 the parametrization (Fourier 1/f or pixels, decorrelated colour), the regularizers (robustness transforms,
 centre bias, the lecture's sliders) and the step count, then run. Several pictures of one objective are
 pushed apart by a diversity term; facets cluster the images that excite the objective and start one picture
-from each cluster; "compare regularizers" shows the same objective under each regularizer set, labelled. The preview redraws every few steps with a progress bar and
-a stop button; finished (or stopped) pictures collect in a gallery that downloads as one PNG.
+from each cluster; "compare regularizers" shows the same objective under each regularizer set, labelled.
+The preview redraws every few steps with a progress bar and a stop button; finished (or stopped) pictures
+collect in a gallery that downloads as one PNG.
 """
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ from .transforms import CenterBias, Pad, RandomRotate, RandomScale, standard_tra
 from .visualize import default_regularizers, visualize
 
 __all__ = [
-    "visualize", "multifaceted", "compare_regularizers", "regularizer_sets", "default_regularizers", "invert", "deep_dream", "style_transfer", "gram", "adversarial",
+    "visualize", "multifaceted", "compare_regularizers", "regularizer_sets", "default_regularizers", "invert",
+    "deep_dream", "style_transfer", "gram", "adversarial",
     "Objective", "TargetTerm", "objective", "LayerNorm", "LogProb", "L2", "TV",
     "ImageOp", "Blur", "Jitter", "ClipNorm", "ClipContribution", "total_variation",
     "high_frequency_fraction", "Diversity",

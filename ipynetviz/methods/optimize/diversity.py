@@ -35,11 +35,16 @@ def gram_similarity(acts: torch.Tensor) -> torch.Tensor:
 class Diversity(Term):
     """The mean pairwise cosine similarity of a layer's Gram matrices over the batch; a *penalty*.
 
-    Subtract it (``regularizers=[Diversity("relu3")]`` or ``Unit("conv4", 3) - 2 * Diversity("relu3")``) to push
+    Subtract it (``regularizers=[20 * Diversity("relu2")]`` or ``Unit("conv4", 3) - 20 * Diversity("relu2")``) to push
     a batch apart; it needs a batch of at least 2 pictures of one objective (``batch=4``).
 
+    The term is at most 1 while class logits and unit activations are tens, so it needs a large weight.
+    Measured on shapes-cnn (conv4 unit 7, batch 4 from noise, 32 steps, default regularizers): the pictures'
+    mean Gram similarity at relu2 was 0.935 without the term, 0.58 with ``20 * Diversity("relu2")`` (the unit's
+    activation 13-19 instead of 21-25), 0.30 with weight 100 (activation 0-9); weight 2 changed nothing.
+
     Args:
-        layer: the layer whose Gram matrices are compared (a middle layer: style, not content).
+        layer: the layer whose Gram matrices are compared (an early-middle layer: style, not content).
 
     Example:
         >>> round(float(gram_similarity(torch.eye(2).view(2, 2, 1))[0]), 3)

@@ -39,8 +39,9 @@ def _result(space: PixelSpace, progress, settings: dict, descriptions) -> Optimi
 
 
 def visualize(insp, objective: Any, steps: int = 128, lr: float = 0.05, regularizers: Any = "default",
-              init: Any = "zeros", callback: Callable[[OptimizationResult], None] | None = None, callback_every: int = 16,
-              cancel: Any = None, seed: int = 0, batch: int | None = None, param: Any = "fourier") -> OptimizationResult:
+              init: Any = "zeros", callback: Callable[[OptimizationResult], None] | None = None,
+              callback_every: int = 16, cancel: Any = None, seed: int = 0, batch: int | None = None,
+              param: Any = "fourier") -> OptimizationResult:
     """Maximise an objective (a class, a unit, a layer's norm, or a sum) by gradient ascent on the picture.
 
     Args:
