@@ -59,9 +59,10 @@ def main():
     sync = (lambda: cuda_sync(device))
     insp = load(device)
     steps, units = args.steps, [Unit(args.layer, c) for c in range(16)]
+    plain = {"param": "pixels", "regularizers": None}  # the issue-7 figures: pixel ascent, no regularizer
 
-    batch = timeit(lambda: visualize(insp, units, steps=steps), repeat=args.repeat, sync=sync)
-    sequential = timeit(lambda: [visualize(insp, u, steps=steps) for u in units], repeat=args.repeat, sync=sync)
+    batch = timeit(lambda: visualize(insp, units, steps=steps, **plain), repeat=args.repeat, sync=sync)
+    sequential = timeit(lambda: [visualize(insp, u, steps=steps, **plain) for u in units], repeat=args.repeat, sync=sync)
     figures = {"steps": steps, "layer": args.layer, "batch_of_16_s": batch, "sequential_16_s": sequential,
                "batch_speedup": sequential / batch, "step_vs_forward_backward": []}
     print(f"16 units of {args.layer}, {steps} steps ({insp.device}, {torch.get_num_threads()} threads)")
@@ -78,8 +79,8 @@ def main():
                 xx = x.clone().requires_grad_(True)
                 torch.autograd.grad(model(xx)[:, 3].sum(), xx)
         peer = timeit(forward_backward, repeat=args.repeat * 5, sync=sync)
-        long = timeit(lambda: visualize(insp, Class(3), steps=2 * steps, batch=n), repeat=args.repeat, sync=sync)
-        short = timeit(lambda: visualize(insp, Class(3), steps=steps, batch=n), repeat=args.repeat, sync=sync)
+        long = timeit(lambda: visualize(insp, Class(3), steps=2 * steps, batch=n, **plain), repeat=args.repeat, sync=sync)
+        short = timeit(lambda: visualize(insp, Class(3), steps=steps, batch=n, **plain), repeat=args.repeat, sync=sync)
         per_step = (long - short) / steps  # setup (binding, init, result) cancels out
         whole = long / (2 * steps)           # including setup, spread over the steps
         row = {"batch": n, "forward_backward_ms": peer * 1e3, "step_ms": per_step * 1e3,
