@@ -11,7 +11,8 @@ CELLS = [
     "torch.set_num_threads(1)\n"
     "from ipynetviz.widgets.training_lab import TrainingLab\n"
     "from ipynetviz.widgets.base import StateProbe\n"
-    "lab = TrainingLab('digits-cnn', epochs=40, n_train=256, batch_size=32, n_test=64, interval=0.3,\n"
+    # far more epochs than the test lasts, so the run is still going when Pause is pressed on a fast machine
+    "lab = TrainingLab('digits-cnn', epochs=4000, n_train=256, batch_size=32, n_test=64, interval=0.3,\n"
     "                  optimizer='adam', lr=3e-3)\n"
     "display(lab, StateProbe(lab, ['state', 'step', 'points', 'draws', 'layer']))",
 ]
@@ -42,7 +43,7 @@ def test_start_draws_curves_and_filters_then_pause_and_stop(voila):
     page.session.screenshot("paused")
     page.locator(".t-training-stop").click()
     final = wait_state(page, lambda s: s["state"] == "stopped", timeout=60)
-    assert 0 < final["step"] < 40 * 8
+    assert 0 < final["step"] < 4000 * 8
     page.session.screenshot("stopped")
     titles = page.locator(".t-training-grad-histograms .mainheading").evaluate_all(
         "ts => ts.map(t => (t.textContent || '').trim())")
