@@ -253,8 +253,8 @@ def test_default_class_pictures_are_classified_and_smoother_than_pixel_ascent():
     from ipynetviz.methods.optimize import high_frequency_fraction
     insp = nv.zoo.load("shapes-cnn", device="cpu")
     objs = [LogProb(k) for k in (0, 3, 7)]
-    default = visualize(insp, objs, steps=48)
-    plain = visualize(insp, objs, steps=48, param="pixels", regularizers=None)
+    default = visualize(insp, objs, steps=32)
+    plain = visualize(insp, objs, steps=32, param="pixels", regularizers=None)
     p = insp.predict(default.input)[0].numpy()[[0, 1, 2], [0, 3, 7]]
     hf_default, hf_plain = high_frequency_fraction(default.images), high_frequency_fraction(plain.images)
     print(f"\nprobabilities {p.round(4)}; high-frequency fraction default {hf_default.round(3)} "
