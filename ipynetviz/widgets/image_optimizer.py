@@ -352,6 +352,9 @@ class ImageOptimizer(View):
         text = f"{self.mode}: step {result.steps_done}"
         if hasattr(result, "descriptions"):
             text += f" — {result.descriptions[0]}"
+        series = getattr(result, "objective", None)
+        if series is not None and len(series) and not hasattr(result, "relative_error"):
+            text += f", objective {float(series[-1, 0]):.3g} (start {float(series[0, 0]):.3g})"
         if hasattr(result, "relative_error"):
             text += f", code error {float(np.ravel(result.relative_error)[0]):.3f}"
         if hasattr(result, "fooled"):
