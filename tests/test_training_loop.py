@@ -387,3 +387,27 @@ def test_a_background_run_is_stopped_at_interpreter_exit():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "leaving at running" in out.stdout
+
+
+def test_all_finite_equals_the_elementwise_check():
+    """The float64-sum check against isfinite on every element: NaN, +-inf (also both at once), huge finite values
+    that would overflow a float32 sum, float16 and float64 tensors, integer buffers."""
+    from ipynetviz.methods.training.checkpoints import all_finite
+
+    def brute(state):
+        return all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())
+
+    big = torch.full((1000,), 3.0e38)
+    cases = [
+        {"w": torch.randn(5, 5), "n": torch.tensor(3)},
+        {"w": big, "b": -big},                                   # finite, though a float32 sum would overflow
+        {"w": torch.tensor([1.0, float("nan")]), "b": torch.zeros(2)},
+        {"w": torch.tensor([float("inf")]), "b": torch.tensor([float("-inf")])},
+        {"h": torch.tensor([60000.0, 60000.0], dtype=torch.float16)},
+        {"h": torch.tensor([1.0, float("inf")], dtype=torch.float16)},
+        {"d": torch.tensor([1e308, 1e308], dtype=torch.float64)},  # finite; their float64 sum is not
+        {"d": torch.tensor([1.0, float("nan")], dtype=torch.float64)},
+        {"n": torch.tensor([1, 2])},
+    ]
+    for state in cases:
+        assert all_finite(state) == brute(state), state
