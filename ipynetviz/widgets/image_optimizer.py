@@ -32,6 +32,7 @@ from .feature_vis_options import FeatureVisOptions
 MODES = ["class", "unit", "layer", "invert", "dream", "style", "adversarial"]
 NEEDS_IMAGE = {"invert", "dream", "style", "adversarial"}
 PREVIEW = 192  # preview size in screen pixels
+PREVIEW_COLUMN = 3 * PREVIEW + 12  # a row of pictures (diversity, facets, compared settings) fits the column
 
 
 class ImageOptimizer(View):
@@ -113,7 +114,10 @@ class ImageOptimizer(View):
             W.HBox([sliders["blur"], sliders["jitter"], sliders["clip"], sliders["eps"]]),
             self.fv.box,
             W.HBox([self.run_button, self.stop_button, self.progress]),
-            W.HBox([W.VBox([W.HTML("<b>preview</b>"), self.preview, self.preview_info]),
+            # the preview column keeps one width (one picture or a row of several), so the gallery beside it
+            # stays put instead of moving from x=194 to x=380 with the caption's width
+            W.HBox([W.VBox([W.HTML("<b>preview</b>"), self.preview, self.preview_info],
+                           layout=W.Layout(width=f"{PREVIEW_COLUMN}px", min_width=f"{PREVIEW_COLUMN}px")),
                     W.VBox([W.HTML("<b>gallery</b>"), self.gallery_view, self.gallery_captions, self.save_link])]),
             self.fv.clusters,
         ]

@@ -81,6 +81,7 @@ def test_diversity_facets_and_compare_regularizers(voila):
     """Issue 13: a diversity batch, multifaceted pictures with their image clusters, and the labelled comparison."""
     page = voila(FV_CELLS, wait_for=".t-state")
     set_steps(page, 8)
+    gallery_x = page.locator(".t-optimizer-gallery").bounding_box()["x"]
     box = page.locator(".t-optimizer-pictures input")
     box.fill("3")
     box.press("Enter")
@@ -109,5 +110,7 @@ def test_diversity_facets_and_compare_regularizers(voila):
     wait_state(page, lambda s: not s["running"] and s["pictures_shown"] == 5 and s["gallery_size"] == 10, timeout=90)
     info = page.locator(".t-optimizer-info").inner_text()
     assert "Simonyan" in info and "Nguyen" in info
+    # a row of five pictures and long captions later, the gallery has not moved sideways
+    assert abs(page.locator(".t-optimizer-gallery").bounding_box()["x"] - gallery_x) <= 1
     page.session.screenshot("compare")
     assert_no_error_text(page)
