@@ -82,6 +82,11 @@ def test_activation_browser_maps_overlay_and_patches(insp, images):
     want = gray_tiles(acts, per_map=False)
     scale = browser.map_layout.tile_h // acts.shape[1]
     assert np.array_equal(tile_pixels(browser.maps, 4)[::scale, ::scale], want[4])
+    bar = browser.maps_bar  # the mosaic's scale: the layer's range, all maps on one scale
+    assert (bar.cmap, bar.lo, bar.hi) == ("gray", float(acts.min()), float(acts.max()))
+    browser.per_map = True
+    assert (bar.lo, bar.hi) == (0.0, 1.0) and "its own minimum" in bar.meaning
+    browser.per_map = False
     grid.click_tile(6)  # the filter grid moves the browser
     assert browser.channel == 6 and browser.maps.selected == 6
     top = top_patches(insp, images, "conv1", k=9)

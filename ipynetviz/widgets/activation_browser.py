@@ -77,11 +77,13 @@ class ActivationBrowser(View):
         self.large = ClickImage(css_class="t-activations-large")
         self.patch_view = ClickImage(css_class="t-activations-patches")
         self.large_bar = ColorBar(width=192, css_class="t-activations-colorbar")
+        self.maps_bar = ColorBar(width=192, css_class="t-activations-maps-colorbar")
         self.info = W.HTML("")
         self.info.add_class("t-activations-info")
         self.body.children = [
             W.HBox([self.layer_picker, self.index_picker, self.per_map_box]), self.thumbs,
-            W.HBox([self.maps, W.VBox([self.large, self.large_bar, self.patch_view])]), self.info]
+            W.HBox([W.VBox([self.maps, self.maps_bar]), W.VBox([self.large, self.large_bar, self.patch_view])]),
+            self.info]
         W.link((self.layer_picker, "value"), (self, "layer"))
         W.link((self.index_picker, "value"), (self, "image_index"))
         W.link((self.per_map_box, "value"), (self, "per_map"))
@@ -141,6 +143,11 @@ class ActivationBrowser(View):
                            scale=scale_for(max(h, w), 28), pad=2, pad_value=90)
         self.map_layout = layout
         self.maps.set_image(pic, layout)
+        if self.per_map:
+            self.maps_bar.show("gray", 0.0, 1.0, "each map from its own minimum (0) to its maximum (1)")
+        else:
+            self.maps_bar.show("gray", float(self.acts.min()), float(self.acts.max()),
+                               f"activation of {self.acts_layer}, all maps on one scale")
         self.maps.selected = -1 if self.channel is None else self.channel
 
     def _show_patches(self, top) -> None:
