@@ -27,7 +27,7 @@ from ..methods.optimize import (L2, TV, Blur, ClipNorm, Jitter, LayerNorm, LogPr
 from ..methods.units import input_pictures
 from ..render import tile, to_hwc_uint8, to_png
 from .base import ClickImage, View, dropdown, guarded, hold_models, link_selection, spatial_layers
-from .feature_vis_options import FeatureVisOptions
+from .image_optimizer_options import FeatureVisOptions
 
 MODES = ["class", "unit", "layer", "invert", "dream", "style", "adversarial"]
 NEEDS_IMAGE = {"invert", "dream", "style", "adversarial"}
