@@ -27,6 +27,9 @@ from ..render import TileLayout, lut, resize, tile, to_data_url, to_hwc_uint8
 
 _HERE = pathlib.Path(__file__).parent
 
+# line colours for curves, one per series (Tableau 10 without grey and olive): charts and the training plots
+LINE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
 
 class ErrorArea(W.HTML):
     """Shows the last error of a view in plain sight (Voila hides callback exceptions otherwise).

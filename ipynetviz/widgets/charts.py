@@ -13,10 +13,11 @@ import ipywidgets as W
 import numpy as np
 
 from ..engine.errors import InputError, SettingError
+from .base import LINE_COLORS
 
 __all__ = ["line_chart", "COLORS"]
 
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+COLORS = LINE_COLORS
 FONT = {"font-size": "14px"}
 
 

@@ -304,9 +304,10 @@ class EmbeddingScatter(EmbeddingDetails, View):
                                       (self.y_scale, self.y_axis, mid[1], half[1])):
                 with scale.hold_sync():
                     scale.min, scale.max = float(m - h), float(m + h)
-                # round values strictly inside the extent (bqplot's own ticks would fall at odd values like 0.0061)
-                ticks = [t for t in nice_ticks(m - h, m + h, 5) if m - h + 0.05 * h < t < m + h - 0.05 * h]
-                axis.tick_values = np.asarray(ticks, dtype=np.float64)
+                if self.method == "pca":  # t-SNE hides its ticks: nothing to send with each live frame
+                    # round values strictly inside the extent (bqplot's own fell at odd values like 0.0061)
+                    ticks = [t for t in nice_ticks(m - h, m + h, 5) if m - h + 0.05 * h < t < m + h - 0.05 * h]
+                    axis.tick_values = np.asarray(ticks, dtype=np.float64)
         with self.scatter.hold_sync():
             self.scatter.x, self.scatter.y = coords[:, 0], coords[:, 1]
 

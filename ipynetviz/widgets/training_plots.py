@@ -8,7 +8,7 @@ import bqplot as bq
 import ipywidgets as W
 import numpy as np
 
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+from .base import LINE_COLORS as COLORS
 
 
 def smooth(values, alpha: float = 0.1) -> np.ndarray:
