@@ -260,11 +260,12 @@ def kernel_side(samples: int) -> dict:
     original = widget_module.Widget._send
 
     def counting_send(self, msg, buffers=None):
-        sent.append(type(self).__name__)
+        sent.append((self, set(msg.get("state", {}))))
         return original(self, msg, buffers)
     widget_module.Widget._send = counting_send
     try:
         import ipynetviz as nv
+        from ipynetviz.render import TileLayout
         insp = nv.zoo.load("shapes-cnn", seed=0)
         images, _ = nv.zoo.shapes(8, split="test")
         sel = nv.Selection(layer="conv1")
@@ -273,40 +274,52 @@ def kernel_side(samples: int) -> dict:
         picker = nv.NeuronPicker(insp, images, selection=sel)
         occ = nv.OcclusionExplorer(insp, images, selection=sel)
         views = (grid, browser, picker, occ)
-        steps = itertools.count()
+        steps, clicks = itertools.count(), itertools.count(1)
+
+        def browser_click(img, tile):  # the comm message a click in the page sends (through pictures_first)
+            y, x = TileLayout(**img.tiles).origin(tile)
+            state = {"click": {"x": x + img.tiles["tile_w"] / 2, "y": y + img.tiles["tile_h"] / 2, "n": next(clicks)}}
+            img._handle_msg({"content": {"data": {"method": "update", "state": state, "buffer_paths": []}},
+                             "buffers": []})
         cases = {
-            "grid_map": (browser.large, "src", lambda: grid.click_tile(7 + next(steps) % 2)),
-            "grid_gb": (picker.result_view, "src", lambda: grid.click_tile(7 + next(steps) % 2)),
-            "picker_gb": (picker.result_view, "src", lambda: picker.click_map(3 + next(steps) % 2)),
+            "grid_map": (browser.large, "src", lambda: browser_click(grid.mosaic, 7 + next(steps) % 2)),
+            "grid_gb": (picker.result_view, "src", lambda: browser_click(grid.mosaic, 7 + next(steps) % 2)),
+            "picker_gb": (picker.result_view, "src", lambda: browser_click(picker.maps, 3 + next(steps) % 2)),
             "occlusion": (occ, "shown", lambda: setattr(occ, "window", 16 + next(steps) % 2)),
         }
         figures = {}
         for key, (obj, name, act) in cases.items():
-            times, counts = [], []
+            times, counts, before = [], [], []
             for i in range(samples + 3):
                 for v in views:
                     v.wait()
-                answered = threading.Event()
+                answered, when = threading.Event(), []
 
                 def seen(change):
                     if name != "shown" or change["new"].get("complete"):
+                        when.append(time.perf_counter())  # the input's handler may still be running
                         answered.set()
                 obj.observe(seen, names=name)
                 sent.clear()
                 t0 = time.perf_counter()
                 act()
                 answered.wait(30)
-                t1 = time.perf_counter()
+                t1 = when[0] if when else time.perf_counter()
                 obj.unobserve(seen, names=name)
                 for v in views:
                     v.wait()
                 if i >= 3:
                     times.append((t1 - t0) * 1000)
                     counts.append(len(sent))
+                    # how many messages go out before the answering picture (the transport's queue ahead of it)
+                    target = occ.heatmap if obj is occ else obj
+                    before.append(next((j for j, (w, keys) in enumerate(sent) if w is target and "src" in keys),
+                                       len(sent)))
             figures[key] = {"p50_ms": round(percentile(times, 0.5), 2), "p90_ms": round(percentile(times, 0.9), 2),
-                            "messages": statistics.median(counts)}
+                            "messages": statistics.median(counts), "messages_before_picture": statistics.median(before)}
             print(f"kernel side {key:10s} p50 {figures[key]['p50_ms']:6.2f} ms  p90 {figures[key]['p90_ms']:6.2f} ms"
-                  f"  comm messages {figures[key]['messages']}", flush=True)
+                  f"  comm messages {figures[key]['messages']}, before the picture "
+                  f"{figures[key]['messages_before_picture']}", flush=True)
         return figures
     finally:
         widget_module.Widget._send = original

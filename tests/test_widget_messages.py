@@ -3,9 +3,12 @@ import threading
 
 import numpy as np
 import pytest
+import ipywidgets as W
 from ipywidgets.widgets import widget as widget_module
 
-from ipynetviz.widgets.base import ClickImage, View
+from ipynetviz.render import TileLayout
+from ipynetviz.widgets import base
+from ipynetviz.widgets.base import ClickImage, View, guarded
 
 
 @pytest.fixture
@@ -92,3 +95,114 @@ def test_a_state_probe_reads_as_before():
     assert '{&quot;n&quot;: 3}' in probe.value
     view.n = 4
     assert '{&quot;n&quot;: 4}' in probe.value
+
+
+# ------------------------------------------------------------------ a click: pictures first
+def browser_click(img: ClickImage, tile: int, n: int) -> None:
+    """What the page sends when a tile of ``img`` is clicked: one comm message through ``_handle_msg``."""
+    lay = TileLayout(**img.tiles)
+    y, x = lay.origin(tile)
+    img._handle_msg({"content": {"data": {"method": "update", "buffer_paths": [],
+                                          "state": {"click": {"x": x + lay.tile_w / 2, "y": y + lay.tile_h / 2,
+                                                              "n": n}}}},
+                     "buffers": []})
+
+
+@pytest.fixture
+def linked_views():
+    import ipynetviz as nv
+    insp = nv.zoo.load("shapes-cnn", seed=0)
+    images, _ = nv.zoo.shapes(8, split="test")
+    sel = nv.Selection(layer="conv1")
+    views = (nv.FilterGrid(insp, layer="conv1", selection=sel), nv.ActivationBrowser(insp, images, selection=sel),
+             nv.NeuronPicker(insp, images, selection=sel))  # background workers, as in a notebook
+    for v in views:
+        assert v.wait(60)
+    yield views
+    for v in views:
+        v.close()
+
+
+@pytest.mark.parametrize("thread", ["main", "subshell"])
+def test_a_click_sends_every_views_picture_before_captions_colour_bars_and_outlines(sent, linked_views, thread,
+                                                                                     monkeypatch):
+    """A filter tile moves three views; each picture went out behind a dozen captions, colour bars and outlines.
+    Now the pictures come first, the guided backprop computed in the background among them (the click waits for
+    it, here without a time limit so that no machine is too slow), and every widget sends once. JupyterLab hands
+    widget messages to a kernel subshell, a thread of its own: the same holds there."""
+    monkeypatch.setattr(base, "SETTLE_S", 600.0)
+    grid, browser, picker = linked_views
+    sent.clear()
+    if thread == "main":
+        browser_click(grid.mosaic, 7, 1)
+    else:
+        t = threading.Thread(target=browser_click, args=(grid.mosaic, 7, 1))
+        t.start()
+        t.join(60)
+    pictures = [w for w, keys in sent if "src" in keys]
+    assert pictures == [browser.large, browser.patch_view, picker.map_view, picker.result_view]
+    first_other = next(i for i, (w, keys) in enumerate(sent) if "src" not in keys)
+    assert first_other == len(pictures)  # nothing else before the last picture
+    widgets = [id(w) for w, _ in sent]
+    assert len(widgets) == len(set(widgets)), "a widget sent twice in one click"
+    assert {grid.colorbar, grid.mosaic, grid.info, browser.maps, browser.large_bar, browser.info,
+            picker.maps, picker.map_bar, picker.result_bar, picker.info} <= {w for w, _ in sent}
+    # the state is what the click means, and nothing stays held
+    assert (grid.channel, browser.channel, picker.channel, picker.shown["channel"]) == (7, 7, 7, 7)
+    assert grid.mosaic.selected == 7 and picker.maps.selected == 7
+    assert not any(p._holding_sync for v in linked_views for p in v.held_parts())
+
+
+class _SlowView(View):
+    """One picture and a caption; a click writes the caption and starts work that waits for ``go``."""
+    PICTURES_FIRST = True
+
+    def __init__(self, fail=False):
+        super().__init__()
+        self.go = threading.Event()
+        self.pic = ClickImage()
+        self.pic.set_image(np.zeros((4, 4, 3), np.uint8), TileLayout(n=1, ncols=1, tile_h=4, tile_w=4, pad=0))
+        self.info = W.HTML("")
+        self.body.children = [self.pic, self.info]
+        self.fail = fail
+        self.pic.observe(self._on_click, names="click")
+
+    @guarded
+    def _on_click(self, change):
+        self.info.value = f"click {change['new']['n']}"
+        if self.fail:
+            raise ValueError("no such unit; pick one of 0-3")
+        self.submit(lambda ticket: self.go.wait(60), on_result=lambda _: self.pic.set_image(
+            np.full((4, 4, 3), 255, np.uint8)))
+
+
+def test_work_slower_than_the_settle_time_is_not_waited_for_and_arrives_as_before(sent, monkeypatch):
+    monkeypatch.setattr(base, "SETTLE_S", 0.01)
+    view = _SlowView()
+    sent.clear()
+    browser_click(view.pic, 0, 1)  # returns although the work is still waiting
+    assert [w for w, _ in sent] == [view.info] and not view.go.is_set()
+    assert not view.pic._holding_sync and not view.info._holding_sync
+    view.go.set()
+    assert view.wait(60)
+    assert [w for w, _ in sent] == [view.info, view.pic]  # the picture, sent on its own when ready
+    view.close()
+
+
+def test_an_error_in_a_click_still_sends_everything_held(sent):
+    view = _SlowView(fail=True)
+    sent.clear()
+    browser_click(view.pic, 0, 1)
+    assert "no such unit" in view.error.message
+    assert {view.info, view.error} == {w for w, _ in sent}
+    assert not view.pic._holding_sync and not view.info._holding_sync and not view.error._holding_sync
+    view.close()
+
+
+def test_views_that_write_from_threads_of_their_own_stay_out():
+    assert View.PICTURES_FIRST is False
+    import ipynetviz.widgets as widgets
+    for name in ("TrainingLab", "CompressionLab", "DynamicsMatrix", "TransferPlot", "ScanView", "ImageOptimizer"):
+        assert getattr(widgets, name).PICTURES_FIRST is False, name
+    for name in ("FilterGrid", "ActivationBrowser", "NeuronPicker", "OcclusionExplorer", "PatchGallery"):
+        assert getattr(widgets, name).PICTURES_FIRST is True, name

@@ -36,6 +36,8 @@ class ActivationBrowser(View):
     Traits: ``layer``, ``channel``, ``image_index``, ``per_map``.
     """
 
+    PICTURES_FIRST = True  # a click sends every linked view's picture before the captions (base.pictures_first)
+
     layer = traitlets.Unicode()
     channel = traitlets.Int(None, allow_none=True)
     image_index = traitlets.Int(0)

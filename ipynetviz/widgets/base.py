@@ -11,6 +11,7 @@ import functools
 import html
 import pathlib
 import threading
+import time
 import traceback
 import weakref
 from typing import Any, Callable
@@ -100,15 +101,27 @@ class ClickImage(anywidget.AnyWidget):
             self.set_image(image)
 
     def set_image(self, image: np.ndarray, layout: TileLayout | None = None) -> None:
-        """Show a uint8 picture (a mosaic when ``layout`` is given)."""
+        """Show a uint8 picture (a mosaic when ``layout`` is given).
+
+        Inside a click's :func:`pictures_first` the picture still goes out at once, together with this widget's
+        held outline or scale, in one message.
+        """
         self.image = np.asarray(image)
         src = to_data_url(self.image)
+        held = self._holding_sync
         with self.hold_sync():  # one comm message for tiles, picture and version instead of three
             self.tiles = None if layout is None else {
                 "n": layout.n, "ncols": layout.ncols, "tile_h": layout.tile_h, "tile_w": layout.tile_w,
                 "pad": layout.pad}
             self.src = src
             self.version += 1
+        if held:
+            _send_held(self)
+
+    def _handle_msg(self, msg):
+        # a click from the browser: every view's new picture first, colour bars and captions after them
+        with pictures_first():
+            return super()._handle_msg(msg)
 
     def tile_at(self, x: float, y: float) -> int | None:
         if self.tiles is None:
@@ -378,6 +391,67 @@ class FrontendSynced:
         return super()._repr_mimebundle_(**kwargs)
 
 
+# ------------------------------------------------------------------ one click, pictures first
+SETTLE_S = 0.05  # how long a click waits for the work it started, so the results go out before the kernel's idle
+_VIEWS: "weakref.WeakSet[View]" = weakref.WeakSet()  # live views that take part (View.PICTURES_FIRST)
+_burst = threading.local()
+_burst_turns = threading.Lock()
+
+
+def _send_held(widget: W.Widget) -> None:
+    """Send what ``widget`` holds back now (it stays held). Keys are taken out before the send, so a change made
+    meanwhile by another thread stays pending instead of being lost."""
+    keys = set(widget._states_to_send)
+    widget._states_to_send.difference_update(keys)
+    if keys:
+        widget.send_state(keys)
+
+
+@contextlib.contextmanager
+def pictures_first(settle: float | None = None):
+    """Handle one browser input so that its pictures reach the page first.
+
+    One click moves several views at once (a filter tile: the grid's outline, the activation map, the neuron
+    picker's map and its guided backprop), and each answer is several comm messages: the picture, its colour bar,
+    a caption, outlines in other mosaics. Every message costs time in the kernel, the server and the page, so the
+    picture a user waits for came after a dozen others. Inside this context the views' captions, colour bars,
+    outlines and controls are held back; a :class:`ClickImage` that gets a new picture sends it at once (with its
+    own held outline, in one message). The work the input started in the background gets ``settle`` seconds
+    (``SETTLE_S``) to deliver, so its picture also goes out before the kernel reports idle (JupyterLab redraws its
+    toolbar on every busy/idle, about 3-5 ms here); then the held parts are sent, under the views' delivery locks.
+    Slower work is not waited for any longer and arrives as before. Re-entrant. JupyterLab hands widget messages
+    to a kernel subshell (a thread of its own), so inputs from two threads take turns.
+    """
+    if getattr(_burst, "active", False):
+        yield
+        return
+    settle = SETTLE_S if settle is None else settle
+    with _burst_turns:
+        views = [v for v in list(_VIEWS) if v.comm is not None]
+        started = {v: v.executor.generation for v in views}
+        held = []
+        for v in views:
+            for part in v.held_parts():
+                if not part._holding_sync:
+                    part._holding_sync = True
+                    held.append(part)
+        _burst.active = True
+        try:
+            yield
+            deadline = time.monotonic() + settle
+            for v in views:
+                if v.executor.generation != started[v]:
+                    v.executor.wait_idle(max(0.0, deadline - time.monotonic()))
+        finally:
+            _burst.active = False
+            with contextlib.ExitStack() as locks:
+                for v in views:
+                    locks.enter_context(v.executor.delivering())
+                for part in held:
+                    part._holding_sync = False
+                    _send_held(part)
+
+
 # ipywidgets gives every HTML widget the controls' 28 px line height: info text of two or more lines then reads
 # double-spaced. Text inside our views gets normal spacing (the rule travels with each view; repeats are harmless).
 VIEW_CSS = "<style>.ipynetviz-view .widget-html-content { line-height: 1.45; }</style>"
@@ -390,6 +464,10 @@ class View(FrontendSynced, W.VBox):
     """
 
     BUSY_AFTER = 0.2  # seconds of work before the status line says so
+    # take part in :func:`pictures_first` (the linked inspection views set it): only for views whose parts change
+    # on the main thread or in their executor's deliveries; a view with a thread of its own (training, DSD, a
+    # watcher) or progress written from inside a job would race with the release of what is held
+    PICTURES_FIRST = False
 
     def __init__(self, selection: Selection | None = None, synchronous: bool = False, css_class: str = "", **kw):
         self._status_lock = threading.Lock()
@@ -406,6 +484,27 @@ class View(FrontendSynced, W.VBox):
         self.add_class("ipynetviz-view")
         if css_class:
             self.add_class(css_class)
+        self._held_parts: list[W.Widget] | None = None
+        if self.PICTURES_FIRST:
+            _VIEWS.add(self)
+
+    def held_parts(self) -> list[W.Widget]:
+        """What :func:`pictures_first` holds back during a click: the view's pictures, texts (captions, colour
+        bars, errors) and controls, not its status line (a timer thread writes it). Found once, on first use or
+        when the view is displayed; a part added later is simply sent at once."""
+        if self._held_parts is None:
+            statuses = set()
+            tree = widget_tree(self)
+            for w in tree:
+                if isinstance(w, View):
+                    statuses.update((id(w.status), id(w.css)))
+            self._held_parts = [w for w in tree if isinstance(w, (ClickImage, W.HTML, W.ValueWidget))
+                                and not isinstance(w, W.Box) and id(w) not in statuses]
+        return self._held_parts
+
+    def _repr_mimebundle_(self, **kwargs):
+        self._held_parts = None
+        return super()._repr_mimebundle_(**kwargs)
 
     def submit(self, job: Callable[[Any], Any], on_result: Callable[[Any], None],
                on_partial: Callable[[Any], None] | None = None, busy: str = "working…"):

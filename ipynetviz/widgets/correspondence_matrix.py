@@ -62,6 +62,8 @@ class CorrespondenceMatrix(View):
         True
     """
 
+    PICTURES_FIRST = True  # a click sends every linked view's picture before the captions (base.pictures_first)
+
     layer_a = traitlets.Unicode()
     layer_b = traitlets.Unicode()
     mode = traitlets.Enum(MODES, default_value="bipartite")

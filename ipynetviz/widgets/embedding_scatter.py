@@ -78,6 +78,8 @@ class EmbeddingScatter(EmbeddingDetails, View):
         0.99
     """
 
+    PICTURES_FIRST = True  # a click sends every linked view's picture before the captions (base.pictures_first)
+
     layer = traitlets.Unicode()
     method = traitlets.Enum(("pca", "tsne"), default_value="pca")
     image_index = traitlets.Int(None, allow_none=True)

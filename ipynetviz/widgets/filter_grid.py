@@ -32,6 +32,8 @@ class FilterGrid(View):
         5
     """
 
+    PICTURES_FIRST = True  # a click sends every linked view's picture before the captions (base.pictures_first)
+
     layer = traitlets.Unicode()
     channel = traitlets.Int(None, allow_none=True)
     mode = traitlets.Enum(MODES, default_value="auto")

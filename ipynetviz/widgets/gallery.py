@@ -40,6 +40,8 @@ class PatchGallery(View):
     Traits: ``layer``, ``channel``, ``image_index``, ``feature_layer``.
     """
 
+    PICTURES_FIRST = True  # a click sends every linked view's picture before the captions (base.pictures_first)
+
     layer = traitlets.Unicode()
     channel = traitlets.Int(None, allow_none=True)
     image_index = traitlets.Int(0)

@@ -35,6 +35,8 @@ class NeuronPicker(View):
     None for the whole map's mean), and ``shown`` (what the visualization on screen explains).
     """
 
+    PICTURES_FIRST = True  # a click sends every linked view's picture before the captions (base.pictures_first)
+
     layer = traitlets.Unicode()
     channel = traitlets.Int(0)
     image_index = traitlets.Int(0)

@@ -42,6 +42,8 @@ class OcclusionExplorer(View):
     the clicked window or None), ``shown`` (the settings of the heat map on screen and whether it is final).
     """
 
+    PICTURES_FIRST = True  # a click sends every linked view's picture before the captions (base.pictures_first)
+
     image_index = traitlets.Int(0)
     window = traitlets.Int(16)
     stride = traitlets.Int(8)
