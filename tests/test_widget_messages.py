@@ -206,3 +206,24 @@ def test_views_that_write_from_threads_of_their_own_stay_out():
         assert getattr(widgets, name).PICTURES_FIRST is False, name
     for name in ("FilterGrid", "ActivationBrowser", "NeuronPicker", "OcclusionExplorer", "PatchGallery"):
         assert getattr(widgets, name).PICTURES_FIRST is True, name
+
+
+def test_an_occlusion_slider_move_sends_the_final_map_first(sent, monkeypatch):
+    """The window slider is an input part too: its move sends the heat map (a coarse one first when the work is
+    progressive: at most two pictures) right after the slider's echo, then the caption, the colour bar, and the
+    progress bar once (it went 0 -> done inside the move)."""
+    import ipynetviz as nv
+    monkeypatch.setattr(base, "SETTLE_S", 600.0)
+    insp = nv.zoo.load("shapes-cnn", seed=0)
+    images, _ = nv.zoo.shapes(4, split="test")
+    occ = nv.OcclusionExplorer(insp, images, window=16, stride=8)
+    assert occ.wait(60)
+    sent.clear()
+    occ.window_slider._handle_msg({"content": {"data": {"method": "update", "state": {"value": 12},
+                                                        "buffer_paths": []}}, "buffers": []})
+    after_echo = [w for w, keys in sent if w is not occ.window_slider]
+    pictures = len(after_echo) - len([w for w in after_echo if w is not occ.heatmap])
+    assert 1 <= pictures <= 2 and after_echo[:pictures] == [occ.heatmap] * pictures
+    assert sorted(map(id, after_echo[pictures:])) == sorted(map(id, [occ.info, occ.colorbar, occ.progress]))
+    assert occ.shown["window"] == 12 and occ.shown["complete"] and occ.progress.value == occ.progress.max
+    occ.close()

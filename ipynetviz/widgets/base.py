@@ -73,7 +73,16 @@ def guarded(method: Callable) -> Callable:
     return wrapper
 
 
-class ClickImage(anywidget.AnyWidget):
+class PicturesFirst:
+    """Mixin for an input part of a view (a picture to click, a slider): what the page sends through it is handled
+    inside :func:`pictures_first`, so every linked view's new picture goes out before captions and colour bars."""
+
+    def _handle_msg(self, msg):
+        with pictures_first():
+            return super()._handle_msg(msg)
+
+
+class ClickImage(PicturesFirst, anywidget.AnyWidget):
     """A picture that reports clicks in image pixels and can outline a tile or a box.
 
     Traits: ``src`` (PNG data URL), ``scale`` (display zoom), ``click`` ({x, y, n} in image pixels),
@@ -118,11 +127,6 @@ class ClickImage(anywidget.AnyWidget):
         if held:
             _send_held(self)
 
-    def _handle_msg(self, msg):
-        # a click from the browser: every view's new picture first, colour bars and captions after them
-        with pictures_first():
-            return super()._handle_msg(msg)
-
     def tile_at(self, x: float, y: float) -> int | None:
         if self.tiles is None:
             return None
@@ -142,6 +146,10 @@ class ClickImage(anywidget.AnyWidget):
         layout = TileLayout(**self.tiles)
         y, x = layout.origin(i)
         self.simulate_click(x + layout.tile_w / 2, y + layout.tile_h / 2)
+
+
+class InputSlider(PicturesFirst, W.IntSlider):
+    """An ``IntSlider`` whose moves are handled pictures first (:class:`PicturesFirst`)."""
 
 
 class ColorBar(W.HTML):

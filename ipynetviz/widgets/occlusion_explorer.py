@@ -16,7 +16,7 @@ from ..engine import Class, Selection, as_imageset
 from ..methods.attribution import occlusion
 from ..methods.units import input_pictures
 from ..render import overlay, to_hwc_uint8
-from .base import ClickImage, ColorBar, View, dropdown, guarded, hold_models, link_selection
+from .base import ClickImage, ColorBar, InputSlider, View, dropdown, guarded, hold_models, link_selection
 
 FILL_CHOICES = [("zero", "zero"), ("image mean", "mean"), ("blurred", "blur"), ("grey", (0.5, 0.5, 0.5))]
 SHOWN = 256  # display size of the heat map and the occluded image, in screen pixels
@@ -67,10 +67,10 @@ class OcclusionExplorer(View):
         self.image_size = tuple(int(s) for s in pictures.shape[-2:])
         names = insp.class_names or [str(i) for i in range(insp.num_classes or 0)]
         self.class_names = names
-        self.window_slider = W.IntSlider(value=min(window, size), min=1, max=size, description="window",
+        self.window_slider = InputSlider(value=min(window, size), min=1, max=size, description="window",
                                          continuous_update=True)
         self.window_slider.add_class("t-occlusion-window")
-        self.stride_slider = W.IntSlider(value=stride, min=1, max=size, description="stride", continuous_update=True)
+        self.stride_slider = InputSlider(value=stride, min=1, max=size, description="stride", continuous_update=True)
         self.stride_slider.add_class("t-occlusion-stride")
         fills = list(FILL_CHOICES)
         if not any(v == fill for _, v in fills):
