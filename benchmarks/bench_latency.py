@@ -285,7 +285,8 @@ def kernel_side(samples: int) -> dict:
             "grid_map": (browser.large, "src", lambda: browser_click(grid.mosaic, 7 + next(steps) % 2)),
             "grid_gb": (picker.result_view, "src", lambda: browser_click(grid.mosaic, 7 + next(steps) % 2)),
             "picker_gb": (picker.result_view, "src", lambda: browser_click(picker.maps, 3 + next(steps) % 2)),
-            "occlusion": (occ, "shown", lambda: setattr(occ, "window", 16 + next(steps) % 2)),
+            "occlusion": (occ, "shown", lambda: occ.window_slider._handle_msg({"content": {"data": {
+                "method": "update", "state": {"value": 16 + next(steps) % 2}, "buffer_paths": []}}, "buffers": []})),
         }
         figures = {}
         for key, (obj, name, act) in cases.items():

@@ -512,6 +512,7 @@ class View(FrontendSynced, W.VBox):
 
     def _repr_mimebundle_(self, **kwargs):
         self._held_parts = None
+        self.held_parts()  # found now, not on the first click
         return super()._repr_mimebundle_(**kwargs)
 
     def submit(self, job: Callable[[Any], Any], on_result: Callable[[Any], None],
