@@ -25,6 +25,8 @@ def test_a_run_draws_curves_filters_maps_and_bars():
     run = lab.start()
     assert run.complete and lab.state == "finished" and lab.step == 6 and lab.error.message == ""
     assert "appear when a run starts" in before and lab.filters is not None
+    from ipynetviz.widgets import base
+    assert lab.filters not in base._VIEWS  # redrawn from the training thread: out of pictures_first
     assert lab.points == 6
     marks = lab.curves.series[0]
     np.testing.assert_array_equal(marks["loss"].x, np.arange(1, 7))

@@ -496,6 +496,11 @@ class View(FrontendSynced, W.VBox):
         if self.PICTURES_FIRST:
             _VIEWS.add(self)
 
+    def leave_pictures_first(self) -> None:
+        """Keep this view out of :func:`pictures_first`: for a linked view shown inside one that writes to it from a
+        thread of its own (the training lab's live filters, the compression lab's filters after DSD)."""
+        _VIEWS.discard(self)
+
     def held_parts(self) -> list[W.Widget]:
         """What :func:`pictures_first` holds back during a click: the view's pictures, texts (captions, colour
         bars, errors) and controls, not its status line (a timer thread writes it). Found once, on first use or

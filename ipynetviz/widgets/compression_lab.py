@@ -164,6 +164,8 @@ class CompressionLab(View, TrainingActions):
         if insp.conv_layers:
             self.filters_before = FilterGrid(insp, layer=insp.conv_layers[0], selection=Selection())
             self.filters_after = FilterGrid(self.work, layer=self.work.conv_layers[0], selection=Selection())
+            for grid in (self.filters_before, self.filters_after):
+                grid.leave_pictures_first()  # redrawn from the DSD thread
             self.filters_box.children = [W.VBox([W.HTML("<b>conv1 before</b>"), self.filters_before]),
                                          W.VBox([W.HTML("<b>conv1 after</b>"), self.filters_after])]
         else:

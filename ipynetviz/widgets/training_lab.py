@@ -355,6 +355,7 @@ class TrainingLab(View):
                 # the shared selection: a filter clicked here selects that layer and channel in the other views
                 self.filters = FilterGrid(self.view_insp, layer=self.view_insp.conv_layers[0],
                                           selection=self.selection)
+                self.filters.leave_pictures_first()  # redrawn from the training thread
                 self.filter_box.children = [self.filters]
             else:
                 self.filters = None
