@@ -265,7 +265,6 @@ def kernel_side(samples: int) -> dict:
     widget_module.Widget._send = counting_send
     try:
         import ipynetviz as nv
-        from ipynetviz.render import TileLayout
         insp = nv.zoo.load("shapes-cnn", seed=0)
         images, _ = nv.zoo.shapes(8, split="test")
         sel = nv.Selection(layer="conv1")
@@ -274,17 +273,11 @@ def kernel_side(samples: int) -> dict:
         picker = nv.NeuronPicker(insp, images, selection=sel)
         occ = nv.OcclusionExplorer(insp, images, selection=sel)
         views = (grid, browser, picker, occ)
-        steps, clicks = itertools.count(), itertools.count(1)
-
-        def browser_click(img, tile):  # the comm message a click in the page sends (through pictures_first)
-            y, x = TileLayout(**img.tiles).origin(tile)
-            state = {"click": {"x": x + img.tiles["tile_w"] / 2, "y": y + img.tiles["tile_h"] / 2, "n": next(clicks)}}
-            img._handle_msg({"content": {"data": {"method": "update", "state": state, "buffer_paths": []}},
-                             "buffers": []})
+        steps = itertools.count()
         cases = {
-            "grid_map": (browser.large, "src", lambda: browser_click(grid.mosaic, 7 + next(steps) % 2)),
-            "grid_gb": (picker.result_view, "src", lambda: browser_click(grid.mosaic, 7 + next(steps) % 2)),
-            "picker_gb": (picker.result_view, "src", lambda: browser_click(picker.maps, 3 + next(steps) % 2)),
+            "grid_map": (browser.large, "src", lambda: grid.click_tile(7 + next(steps) % 2)),
+            "grid_gb": (picker.result_view, "src", lambda: grid.click_tile(7 + next(steps) % 2)),
+            "picker_gb": (picker.result_view, "src", lambda: picker.click_map(3 + next(steps) % 2)),
             "occlusion": (occ, "shown", lambda: occ.window_slider._handle_msg({"content": {"data": {
                 "method": "update", "state": {"value": 16 + next(steps) % 2}, "buffer_paths": []}}, "buffers": []})),
         }

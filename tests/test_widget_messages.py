@@ -98,16 +98,6 @@ def test_a_state_probe_reads_as_before():
 
 
 # ------------------------------------------------------------------ a click: pictures first
-def browser_click(img: ClickImage, tile: int, n: int) -> None:
-    """What the page sends when a tile of ``img`` is clicked: one comm message through ``_handle_msg``."""
-    lay = TileLayout(**img.tiles)
-    y, x = lay.origin(tile)
-    img._handle_msg({"content": {"data": {"method": "update", "buffer_paths": [],
-                                          "state": {"click": {"x": x + lay.tile_w / 2, "y": y + lay.tile_h / 2,
-                                                              "n": n}}}},
-                     "buffers": []})
-
-
 @pytest.fixture
 def linked_views():
     import ipynetviz as nv
@@ -134,9 +124,9 @@ def test_a_click_sends_every_views_picture_before_captions_colour_bars_and_outli
     grid, browser, picker = linked_views
     sent.clear()
     if thread == "main":
-        browser_click(grid.mosaic, 7, 1)
+        grid.mosaic.click_tile(7)  # the comm message a click in the page sends
     else:
-        t = threading.Thread(target=browser_click, args=(grid.mosaic, 7, 1))
+        t = threading.Thread(target=grid.mosaic.click_tile, args=(7,))
         t.start()
         t.join(60)
     pictures = [w for w, keys in sent if "src" in keys]
@@ -180,7 +170,7 @@ def test_work_slower_than_the_settle_time_is_not_waited_for_and_arrives_as_befor
     monkeypatch.setattr(base, "SETTLE_S", 0.01)
     view = _SlowView()
     sent.clear()
-    browser_click(view.pic, 0, 1)  # returns although the work is still waiting
+    view.pic.click_tile(0)  # returns although the work is still waiting
     assert [w for w, _ in sent] == [view.info] and not view.go.is_set()
     assert not view.pic._holding_sync and not view.info._holding_sync
     view.go.set()
@@ -192,7 +182,7 @@ def test_work_slower_than_the_settle_time_is_not_waited_for_and_arrives_as_befor
 def test_an_error_in_a_click_still_sends_everything_held(sent):
     view = _SlowView(fail=True)
     sent.clear()
-    browser_click(view.pic, 0, 1)
+    view.pic.click_tile(0)
     assert "no such unit" in view.error.message
     assert {view.info, view.error} == {w for w, _ in sent}
     assert not view.pic._holding_sync and not view.info._holding_sync and not view.error._holding_sync

@@ -137,9 +137,12 @@ class ClickImage(PicturesFirst, anywidget.AnyWidget):
         return self.tile_at(click["x"], click["y"]) if click else None
 
     def simulate_click(self, x: float, y: float) -> None:
-        """What a browser click at image pixel (x, y) does (for Python-side tests)."""
+        """What a browser click at image pixel (x, y) does (scripts and tests): the page's comm message, handled as
+        the page's is (:func:`pictures_first`)."""
         n = int(self.click.get("n", 0)) + 1
-        self.click = {"x": float(x), "y": float(y), "n": n}
+        self._handle_msg({"content": {"data": {"method": "update", "buffer_paths": [],
+                                               "state": {"click": {"x": float(x), "y": float(y), "n": n}}}},
+                          "buffers": []})
 
     def click_tile(self, i: int) -> None:
         """Click the middle of mosaic tile ``i`` (what a browser click does; for scripts and tests)."""
