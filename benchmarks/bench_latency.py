@@ -129,7 +129,8 @@ WS_CLOCK = """(() => {
 })();"""
 # before each sample: no view busy, and the kernel's websocket quiet for 100 ms (the last sample's held parts and
 # idle status delivered), as between two clicks of a person
-QUIET = "document.querySelector('.t-busy') === null && performance.now() - window.__wsLast > 100"
+NOT_BUSY = "document.querySelector('.t-busy') === null"
+QUIET = NOT_BUSY + " && performance.now() - window.__wsLast > 100"
 
 # the complete heat map for the window the slider shows now (the probe mirrors OcclusionExplorer.shown)
 OCCLUSION_DONE = ("(() => { const s = JSON.parse(document.querySelector('.t-state-occ').innerText).shown;"
@@ -156,8 +157,7 @@ class Interaction:
         self.drag = drag
 
     def sample(self, page, i: int, timeout: float = 30.0, pause: bool = True):
-        page.wait_for_function(QUIET if pause else "document.querySelector('.t-busy') === null", polling=20,
-                               timeout=timeout * 1000)
+        page.wait_for_function(QUIET if pause else NOT_BUSY, polling=20, timeout=timeout * 1000)
         fire = self.act(page, i)  # locates and focuses now; fire() sends only the input (CDP), no checks
         page.evaluate(f"window.__arm({json.dumps(self.target)}, {json.dumps(self.also)}, {json.dumps(self.final)})")
         fire()
@@ -299,15 +299,11 @@ def measure(page, inters: dict, samples: int, warmup: int = 3) -> dict:
     counts = {key: [] for key in inters}
     for r in range(warmup + samples):
         for key, inter in inters.items():
-            t, n = inter.sample(page, r)
-            for _ in range(inter.drag):  # the first input of a drag comes after a pause: not counted
-                t, n = inter.sample(page, r, pause=False)
-                if r >= warmup:
+            got = [inter.sample(page, r)] + [inter.sample(page, r, pause=False) for _ in range(inter.drag)]
+            if r >= warmup:
+                for t, n in got[1:] if inter.drag else got:  # a drag's first input comes after a pause: not counted
                     times[key].append(t)
                     counts[key].append(n)
-            if r >= warmup and not inter.drag:
-                times[key].append(t)
-                counts[key].append(n)
     return {key: {"p50_ms": round(percentile(times[key], 0.5), 1), "p90_ms": round(percentile(times[key], 0.9), 1),
                   "updates_per_step": statistics.median(counts[key]), "samples": len(times[key])} for key in inters}
 
